@@ -1,0 +1,142 @@
+"""Throughput of the segmentation models on CPU, next to MONAI's UNet and DynUNet.
+
+For each model and each of 2D (default 8x1x256x256) and 3D (default 2x1x96^3) it reports the
+parameter count, training steps per second (forward + Dice-CE loss + backward, no optimizer
+step) and inference batches per second (eval mode, no_grad), as a table on stdout and optionally
+as TSV. Run from the repository root:
+
+    python benchmarks/bench_models.py            # full sizes (minutes on a few CPU cores)
+    python benchmarks/bench_models.py --small    # 2x1x64x64 and 1x1x32^3, seconds
+    python benchmarks/bench_models.py --shape3d 1 1 64 64 64 --repeats 2 --tsv bench.tsv
+
+segmentation_models_pytorch is not compared: it needs torchvision, which does not install beside
+this torch build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from monai.networks.nets import DynUNet
+from monai.networks.nets import UNet as MonaiUNet
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipeline.losses import build_loss  # noqa: E402
+from pipeline.models import build_model  # noqa: E402
+
+NUM_CLASSES = 3
+ROW = "{:<4} {:<18} {:<32} {:>8} {:>10} {:>12} {:>10} {:>12}"
+CHANNELS = (32, 64, 128, 256, 320)
+
+
+def candidates(spatial_dims: int) -> dict[str, Callable[[], nn.Module]]:
+    """Name -> constructor of every model to time (defaults of pipeline.models unless named)."""
+    ours = {
+        "unet (deconv)": lambda: build_model("unet", spatial_dims, 1, NUM_CLASSES),
+        "unet (nontrainable_linear)": lambda: build_model("unet", spatial_dims, 1, NUM_CLASSES, upsample="nontrainable_linear"),
+        "unet (residual)": lambda: build_model("unet", spatial_dims, 1, NUM_CLASSES, residual=True),
+        "deeplabv3plus (xception, b=16)": lambda: build_model("deeplabv3plus", spatial_dims, 1, NUM_CLASSES),
+        "deeplabv3plus (resnet, b=32)": lambda: build_model(
+            "deeplabv3plus", spatial_dims, 1, NUM_CLASSES, backbone="resnet", base_channels=32
+        ),
+        "segnet": lambda: build_model("segnet", spatial_dims, 1, NUM_CLASSES),
+    }
+    monai = {
+        "MONAI DynUNet (same filters)": lambda: DynUNet(
+            spatial_dims, 1, NUM_CLASSES, kernel_size=[3] * len(CHANNELS), strides=[1] + [2] * (len(CHANNELS) - 1),
+            upsample_kernel_size=[2] * (len(CHANNELS) - 1), filters=list(CHANNELS),
+        ),
+        "MONAI DynUNet (res_block)": lambda: DynUNet(
+            spatial_dims, 1, NUM_CLASSES, kernel_size=[3] * len(CHANNELS), strides=[1] + [2] * (len(CHANNELS) - 1),
+            upsample_kernel_size=[2] * (len(CHANNELS) - 1), filters=list(CHANNELS), res_block=True,
+        ),
+        "MONAI UNet (2 res units)": lambda: MonaiUNet(
+            spatial_dims, 1, NUM_CLASSES, channels=CHANNELS, strides=[2] * (len(CHANNELS) - 1), num_res_units=2, norm="instance",
+        ),
+    }
+    return ours | monai
+
+
+def seconds_per_call(step: Callable[[], None], repeats: int) -> float:
+    """Fastest wall time of ``step`` over ``repeats`` calls after one warm-up call.
+
+    The minimum, not the median: on a shared machine other processes only ever add time.
+    """
+    step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure(model: nn.Module, shape: tuple[int, ...], repeats: int) -> tuple[float, float]:
+    """(training steps per second, inference batches per second) of ``model`` on ``shape`` input."""
+    x = torch.randn(shape)
+    target = torch.randint(0, NUM_CLASSES, (shape[0], 1, *shape[2:]))
+    loss_fn = build_loss("dice_ce", None)
+
+    def train_step() -> None:
+        model.train()
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(x), target).backward()
+
+    def infer() -> None:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+
+    return 1.0 / seconds_per_call(train_step, repeats), 1.0 / seconds_per_call(infer, repeats)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="2x1x64x64 and 1x1x32^3 instead of the full sizes")
+    parser.add_argument("--shape2d", type=int, nargs=4, metavar=("B", "C", "H", "W"), help="2D input shape")
+    parser.add_argument("--shape3d", type=int, nargs=5, metavar=("B", "C", "H", "W", "D"), help="3D input shape")
+    parser.add_argument("--dims", type=int, nargs="+", default=[2, 3], choices=[2, 3], help="which of 2D/3D to run")
+    parser.add_argument("--only", nargs="*", help="substrings of model names to run (default: all)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (the fastest counts)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    parser.add_argument("--tsv", type=Path, help="also write the table to this TSV file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    shapes = {2: (2, 1, 64, 64), 3: (1, 1, 32, 32, 32)} if args.small else {2: (8, 1, 256, 256), 3: (2, 1, 96, 96, 96)}
+    if args.shape2d:
+        shapes[2] = tuple(args.shape2d)
+    if args.shape3d:
+        shapes[3] = tuple(args.shape3d)
+    header = (
+        "dims", "input", "model", "params_M",
+        "train_steps_per_s", "train_samples_per_s", "infer_batches_per_s", "infer_samples_per_s",
+    )
+    rows = []
+    print(f"torch {torch.__version__}, {args.threads} CPU threads, best of {args.repeats} calls after a warm-up", flush=True)
+    print(ROW.format(*header[:3], "params M", "train it/s", "train smp/s", "infer it/s", "infer smp/s"), flush=True)
+    for dims in args.dims:
+        shape = shapes[dims]
+        for name, make in candidates(dims).items():
+            if args.only and not any(s in name for s in args.only):
+                continue
+            model = make()
+            params = sum(p.numel() for p in model.parameters()) / 1e6
+            train, infer = measure(model, shape, args.repeats)
+            batch = shape[0]
+            row = (dims, "x".join(map(str, shape)), name, f"{params:.2f}",
+                   f"{train:.3f}", f"{train * batch:.2f}", f"{infer:.3f}", f"{infer * batch:.2f}")
+            rows.append(row)
+            print(ROW.format(*row), flush=True)
+    if args.tsv:
+        args.tsv.write_text("\n".join("\t".join(map(str, r)) for r in [header, *rows]) + "\n")
+
+
+if __name__ == "__main__":
+    main()

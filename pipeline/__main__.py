@@ -1,0 +1,133 @@
+"""``python -m pipeline <stage> ...``: every workflow stage by hand.
+
+Each stage reads the experiment config (``--config``, YAML or the resolved JSON the
+workflow writes to ``results/config.json``) and explicit input/output paths. Errors on
+user input print one clear message and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pipeline import stages
+from pipeline.config import load_config
+from pipeline.errors import PipelineError
+
+log = logging.getLogger("pipeline")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+
+    def stage(name: str, help_text: str, config: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if config:
+            p.add_argument("--config", required=True, help="experiment config (YAML, or results/config.json)")
+        p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
+        return p
+
+    p = stage("demo-case", "generate one case of the demo dataset")
+    p.add_argument("--case", required=True)
+    p = stage("demo-manifest", "write the demo dataset's manifest")
+    p.add_argument("--output", required=True)
+    p = stage("check", "check one case (--case/--output) or, without them, every case of the dataset")
+    p.add_argument("--case")
+    p.add_argument("--output", help="check JSON of the case")
+    p = stage("fingerprint", "dataset fingerprint from the check files of the training cases")
+    p.add_argument("--checks", nargs="+", required=True)
+    p.add_argument("--output", required=True)
+    p = stage("plan", "plan (spacing, patch, normalisation, class weights) and CV splits")
+    p.add_argument("--fingerprint", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--splits", required=True)
+    p = stage("preprocess", "preprocess one case with the plan")
+    p.add_argument("--case", required=True)
+    p.add_argument("--plan", required=True)
+    p.add_argument("--output-dir", required=True)
+    p = stage("train", "train one fold of one experiment (resumes from its checkpoint)")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--fold", type=int, required=True)
+    p.add_argument("--plan", required=True)
+    p.add_argument("--splits", required=True)
+    p.add_argument("--preprocessed", required=True, help="folder with one preprocessed folder per case")
+    p.add_argument("--fold-dir", required=True)
+    p = stage("predict-case", "predict one preprocessed case with a fold ensemble")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--case-dir", required=True)
+    p.add_argument("--output", required=True)
+    p = stage("evaluate-case", "per-class metrics of one predicted case")
+    p.add_argument("--case", required=True)
+    p.add_argument("--prediction", required=True)
+    p.add_argument("--output", required=True)
+    p = stage("aggregate", "per-case table and per-class summary of an experiment")
+    p.add_argument("--tables", nargs="+", required=True)
+    p.add_argument("--per-case", required=True)
+    p.add_argument("--summary", required=True)
+    p = stage("report", "the experiment's HTML report")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--per-case", required=True)
+    p.add_argument("--summary", required=True)
+    p.add_argument("--logs", nargs="+", required=True)
+    p.add_argument("--plan", required=True)
+    p.add_argument("--output", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one stage; return the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        config = load_config(args.config)
+        run(args, config)
+    except (PipelineError, ValueError, KeyError, FileNotFoundError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        log.error("%s failed: %s", args.stage, message)
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(args: argparse.Namespace, config: dict) -> None:
+    """Dispatch ``args.stage`` to :mod:`pipeline.stages`."""
+    s = args.stage
+    if s == "demo-case":
+        stages.make_demo_case(config, args.case)
+    elif s == "demo-manifest":
+        stages.make_demo_manifest(config, args.output)
+    elif s == "check":
+        if args.case:
+            if not args.output:
+                raise ValueError("check --case needs --output")
+            stages.check(config, args.case, args.output)
+        else:
+            stages.check_dataset(config)
+    elif s == "fingerprint":
+        stages.fingerprint(config, args.checks, args.output)
+    elif s == "plan":
+        stages.plan(config, args.fingerprint, args.output, args.splits)
+    elif s == "preprocess":
+        stages.preprocess(config, args.case, args.plan, args.output_dir)
+    elif s == "train":
+        stages.train(config, args.experiment, args.fold, args.plan, args.splits, args.preprocessed, args.fold_dir)
+    elif s == "predict-case":
+        stages.predict(config, args.experiment, args.checkpoints, args.case_dir, args.output)
+    elif s == "evaluate-case":
+        stages.evaluate(config, args.case, args.prediction, args.output)
+    elif s == "aggregate":
+        stages.aggregate(config, args.tables, args.per_case, args.summary)
+    elif s == "report":
+        stages.report(config, args.experiment, args.per_case, args.summary, args.logs, args.plan, args.output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

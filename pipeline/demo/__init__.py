@@ -1,0 +1,1 @@
+"""Bundled demo datasets, generated from files that ship inside PyPI wheels (no download)."""

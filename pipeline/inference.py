@@ -1,0 +1,105 @@
+"""Inference: sliding-window prediction with Gaussian blending, mirroring and fold ensembles.
+
+Arrays on the preprocessed grid are ``(C, *spatial)`` float32 (numpy order); outputs are
+class probabilities ``(K, *spatial)``. :func:`predict_case` takes a preprocessed case to a
+label map on the original grid, written with the original header.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+
+from pipeline.io.images import Geometry, write_image
+from pipeline.preprocessing.inverse import restore_probabilities
+from pipeline.training.device import autocast
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def sliding_window_probabilities(
+    models: Sequence[torch.nn.Module],
+    image: np.ndarray,
+    patch: Sequence[int],
+    overlap: float = 0.5,
+    mirror: bool = False,
+    batch_size: int = 2,
+    device: torch.device | None = None,
+    amp: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Mean softmax over ``models`` (and mirrorings) of Gaussian-blended windows.
+
+    Args:
+        models: networks in eval mode mapping ``B C *patch`` to logits ``B K *patch``.
+        image: ``(C, *spatial)`` preprocessed intensities.
+        patch: window size, numpy order; smaller images are padded by MONAI.
+        mirror: also average the predictions of the input flipped along every
+            combination of spatial axes (2^dims passes per model).
+    Returns:
+        float32 CPU tensor ``(K, *spatial)`` of class probabilities.
+    """
+    device = device or torch.device("cpu")
+    x = torch.from_numpy(np.ascontiguousarray(image))[None].to(device)
+    dims = x.ndim - 2
+    flips: list[tuple[int, ...]] = [()]
+    if mirror:
+        flips += [c for r in range(1, dims + 1) for c in itertools.combinations(range(2, dims + 2), r)]
+    total: torch.Tensor | None = None
+    for model in models:
+        def predictor(window: torch.Tensor, model: torch.nn.Module = model) -> torch.Tensor:
+            with autocast(device, amp):
+                return torch.softmax(model(window).float(), dim=1)
+
+        for axes in flips:
+            xin = torch.flip(x, axes) if axes else x
+            prob = sliding_window_inference(xin, list(patch), batch_size, predictor, overlap=overlap, mode="gaussian", sw_device=device, device=torch.device("cpu"))
+            prob = torch.flip(prob, axes) if axes else prob
+            total = prob if total is None else total + prob
+    assert total is not None, "sliding_window_probabilities needs at least one model"
+    return (total / (len(models) * len(flips)))[0].float()
+
+
+def predict_case(
+    models: Sequence[torch.nn.Module],
+    folder: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    patch: Sequence[int],
+    overlap: float,
+    mirror: bool,
+    batch_size: int = 2,
+    device: torch.device | None = None,
+    amp: torch.dtype | None = None,
+) -> np.ndarray:
+    """Predict a preprocessed case and write labels on its original grid and header.
+
+    Returns the written label map (numpy order, uint8).
+    """
+    from pipeline.preprocessing.preprocess import load_properties
+
+    folder = Path(folder)
+    properties = load_properties(folder)
+    image = np.load(folder / "image.npy", mmap_mode="r")
+    prob = sliding_window_probabilities(models, image, patch, overlap, mirror, batch_size, device, amp)
+    labels = restore_probabilities((prob[k].numpy() for k in range(prob.shape[0])), properties)
+    write_image(labels, Geometry.from_dict(properties["original_geometry"]), output)
+    return labels
+
+
+def dice_per_class(prediction: np.ndarray, reference: np.ndarray, num_classes: int) -> list[float]:
+    """Dice of each foreground class (1..K-1); NaN where both masks are empty."""
+    confusion = np.bincount(reference.ravel().astype(np.int64) * num_classes + prediction.ravel().astype(np.int64), minlength=num_classes**2).reshape(num_classes, num_classes)
+    out = []
+    for k in range(1, num_classes):
+        tp = confusion[k, k]
+        denom = confusion[k, :].sum() + confusion[:, k].sum()
+        out.append(float(2 * tp / denom) if denom else float("nan"))
+    return out

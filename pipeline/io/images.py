@@ -1,0 +1,164 @@
+"""Image input/output with SimpleITK, keeping the header geometry.
+
+Array layout convention used throughout the package: numpy order, i.e. ``(Z, Y, X)`` for
+3D and ``(Y, X)`` for 2D, as ``SimpleITK.GetArrayFromImage`` returns. Geometry is kept in
+SimpleITK (ITK) order, ``(x, y, z)``; :meth:`Geometry.spacing_numpy` gives the spacing in
+numpy axis order, in millimetres.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from pipeline.atomic import atomic_path
+from pipeline.errors import CaseError
+
+#: File endings read as one image each (a folder is read as a DICOM series).
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".tif", ".tiff", ".png")
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """Where an image lies in the world, in ITK order.
+
+    Attributes:
+        size: voxels per axis ``(x, y[, z])``.
+        spacing: voxel size in mm per axis ``(x, y[, z])``.
+        origin: world position of the first voxel centre in mm.
+        direction: row-major direction cosine matrix, ``dim*dim`` values.
+    """
+
+    size: tuple[int, ...]
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial dimensions (2 or 3)."""
+        return len(self.size)
+
+    @property
+    def spacing_numpy(self) -> tuple[float, ...]:
+        """Spacing in mm in numpy axis order ``(z, y, x)`` / ``(y, x)``."""
+        return tuple(reversed(self.spacing))
+
+    @property
+    def shape_numpy(self) -> tuple[int, ...]:
+        """Array shape in numpy axis order."""
+        return tuple(reversed(self.size))
+
+    @classmethod
+    def of(cls, image: sitk.Image) -> "Geometry":
+        """The geometry of a SimpleITK image."""
+        return cls(
+            size=tuple(int(s) for s in image.GetSize()),
+            spacing=tuple(float(s) for s in image.GetSpacing()),
+            origin=tuple(float(o) for o in image.GetOrigin()),
+            direction=tuple(float(d) for d in image.GetDirection()),
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Geometry":
+        """Inverse of :meth:`to_dict` (lists from JSON become tuples)."""
+        return cls(**{f.name: tuple(data[f.name]) for f in dataclasses.fields(cls)})
+
+    def to_dict(self) -> dict:
+        """JSON-friendly representation."""
+        return {f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def apply_to(self, image: sitk.Image) -> sitk.Image:
+        """Set spacing, origin and direction of ``image`` to this geometry."""
+        image.SetSpacing(self.spacing)
+        image.SetOrigin(self.origin)
+        image.SetDirection(self.direction)
+        return image
+
+    def mismatch(self, other: "Geometry", tolerance: float) -> str | None:
+        """Describe the first difference from ``other`` beyond ``tolerance``, else None.
+
+        ``tolerance`` is relative for spacing, absolute in mm for the origin (scaled by
+        the spacing) and absolute for direction cosines.
+        """
+        if self.size != other.size:
+            return f"size {other.size} differs from {self.size}"
+        if not np.allclose(self.spacing, other.spacing, rtol=tolerance, atol=0):
+            return f"spacing {other.spacing} mm differs from {self.spacing} mm"
+        if not np.allclose(self.origin, other.origin, atol=tolerance * max(self.spacing)):
+            return f"origin {other.origin} mm differs from {self.origin} mm"
+        if not np.allclose(self.direction, other.direction, atol=tolerance):
+            return f"direction {other.direction} differs from {self.direction}"
+        return None
+
+
+def image_case_id(path: str | os.PathLike[str]) -> str:
+    """File name without its image ending (``a/b/case_01.nii.gz`` -> ``case_01``)."""
+    name = Path(path).name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def read_sitk(path: str | os.PathLike[str], case: str = "?") -> sitk.Image:
+    """Read one image file, or a folder as a DICOM series, as a SimpleITK image.
+
+    Raises:
+        CaseError: the file is missing, truncated or not an image, naming the case and file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CaseError(case, p, "file does not exist (expected an image: " + ", ".join(IMAGE_SUFFIXES) + " or a DICOM folder)")
+    try:
+        if p.is_dir():
+            reader = sitk.ImageSeriesReader()
+            series = reader.GetGDCMSeriesIDs(str(p))
+            if not series:
+                raise CaseError(case, p, "folder holds no DICOM series (expected one series of .dcm files)")
+            if len(series) > 1:
+                raise CaseError(case, p, f"folder holds {len(series)} DICOM series, expected exactly one")
+            reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(p), series[0]))
+            return reader.Execute()
+        return sitk.ReadImage(str(p))
+    except CaseError:
+        raise
+    except (RuntimeError, OSError, EOFError, zlib.error) as err:
+        first = str(err).strip().splitlines()
+        detail = next((line for line in first if "ERROR" in line or "rror" in line), first[0] if first else "")
+        raise CaseError(case, p, f"cannot be read as an image (truncated or corrupt file?): {detail.strip()[:300]}") from err
+
+
+def read_image(path: str | os.PathLike[str], case: str = "?", dtype: type = np.float32) -> tuple[np.ndarray, Geometry]:
+    """Read an image as a numpy array in ``(Z, Y, X)`` / ``(Y, X)`` order plus its geometry.
+
+    Multi-component (RGB) pixels are averaged to one channel; 4D files keep 4 axes, which
+    the data check reports as a dimensionality error.
+    """
+    image = read_sitk(path, case)
+    geometry = Geometry.of(image)
+    array = sitk.GetArrayFromImage(image)
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        array = array.mean(axis=-1)
+    return array.astype(dtype, copy=False), geometry
+
+
+def write_image(array: np.ndarray, geometry: Geometry, path: str | os.PathLike[str]) -> None:
+    """Write ``array`` (numpy order) with ``geometry`` to ``path`` atomically.
+
+    The format follows the file ending (``.nii.gz``, ``.nrrd``, ``.mha`` ...); gzip
+    compression is used for ``.nii.gz``.
+    """
+    if tuple(array.shape) != geometry.shape_numpy:
+        raise ValueError(f"array shape {array.shape} does not match geometry shape {geometry.shape_numpy} for {path}")
+    image = geometry.apply_to(sitk.GetImageFromArray(np.ascontiguousarray(array)))
+    name = Path(path).name
+    suffix = next((s for s in IMAGE_SUFFIXES if name.lower().endswith(s)), Path(path).suffix)
+    with atomic_path(path, suffix=suffix) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=suffix in (".nii.gz", ".nrrd", ".mha"))

@@ -1,0 +1,1 @@
+"""Fingerprint, planning, preprocessing (crop, resample, normalise) and its inverse."""

@@ -1,0 +1,122 @@
+"""The plan: target spacing, patch and batch size, normalisation, class weights, folds.
+
+Like nnU-Net, the plan is derived from the fingerprint and written as a file a person can
+read (``plans.json``); every choice can be overridden in the ``plan:`` config section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: Anisotropy ratio above which the coarse axis gets a low-percentile spacing (nnU-Net).
+ANISOTROPY_RATIO = 3.0
+#: Patch sizes are multiples of this (the deepest network stride we plan for).
+PATCH_MULTIPLE = 16
+
+
+def target_spacing(spacings: np.ndarray) -> list[float]:
+    """Median spacing per axis; for anisotropic data the coarse axis from the 10th percentile.
+
+    Args:
+        spacings: ``(cases, dims)`` spacings in mm, ITK order.
+    """
+    target = np.median(spacings, axis=0)
+    coarse = int(np.argmax(target))
+    others = np.delete(target, coarse)
+    if target[coarse] > ANISOTROPY_RATIO * others.max():
+        target[coarse] = max(np.percentile(spacings[:, coarse], 10), others.max())
+    return target.tolist()
+
+
+def patch_size(median_shape: Sequence[float], voxel_budget: int) -> list[int]:
+    """Largest patch (numpy order) not above the median shape and ``voxel_budget`` voxels.
+
+    Axes are rounded up to multiples of :data:`PATCH_MULTIPLE`; the largest axis is shrunk
+    by that step until the budget holds.
+    """
+    patch = [max(PATCH_MULTIPLE, int(np.ceil(s / PATCH_MULTIPLE)) * PATCH_MULTIPLE) for s in median_shape]
+    while int(np.prod(patch)) > voxel_budget and max(patch) > PATCH_MULTIPLE:
+        axis = int(np.argmax(patch))
+        patch[axis] -= PATCH_MULTIPLE
+    return patch
+
+
+def class_weights(totals: Sequence[int], scheme: str) -> list[float]:
+    """Class weights from voxel counts per class, normalised to mean 1.
+
+    ``scheme``: ``none`` (all 1), ``inverse_frequency`` (1/f), ``median_frequency``
+    (median(f)/f) or ``inverse_sqrt`` (1/sqrt(f)). Classes never seen get the largest
+    weight of the seen ones.
+    """
+    counts = np.asarray(totals, dtype=np.float64)
+    if scheme == "none" or counts.sum() == 0:
+        return [1.0] * len(counts)
+    freq = counts / counts.sum()
+    seen = freq > 0
+    raw = np.zeros_like(freq)
+    if scheme == "inverse_frequency":
+        raw[seen] = 1.0 / freq[seen]
+    elif scheme == "median_frequency":
+        raw[seen] = np.median(freq[seen]) / freq[seen]
+    elif scheme == "inverse_sqrt":
+        raw[seen] = 1.0 / np.sqrt(freq[seen])
+    else:
+        raise ValueError(f"unknown class weighting {scheme!r}; expected none, inverse_frequency, median_frequency or inverse_sqrt")
+    raw[~seen] = raw[seen].max()
+    return (raw / raw.mean()).round(6).tolist()
+
+
+def kfold_splits(cases: Sequence[str], folds: int, seed: int) -> list[dict[str, list[str]]]:
+    """Seeded k-fold split: ``[{"train": [...], "val": [...]}, ...]``, one entry per fold."""
+    if len(cases) < folds:
+        raise ValueError(f"plan.folds is {folds} but there are only {len(cases)} training cases; use at most {len(cases)} folds")
+    order = np.random.default_rng(seed).permutation(sorted(cases))
+    parts = np.array_split(order, folds)
+    return [
+        {"train": sorted(str(c) for j, p in enumerate(parts) if j != k for c in p), "val": sorted(str(c) for c in parts[k])}
+        for k in range(folds)
+    ]
+
+
+def make_plan(fingerprint: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """Derive the plan from the fingerprint and the ``plan``/``dataset`` config sections."""
+    settings = config["plan"]
+    spacings = np.asarray(fingerprint["spacings"], dtype=float)
+    spacing = list(settings["target_spacing"]) if settings["target_spacing"] else target_spacing(spacings)
+    if len(spacing) != spacings.shape[1]:
+        raise ValueError(f"plan.target_spacing has {len(spacing)} values, the images have {spacings.shape[1]} dimensions")
+    shapes = np.asarray(fingerprint["shapes"], dtype=float)
+    # Shape after resampling: numpy order, so spacing is reversed.
+    resampled = shapes * spacings[:, ::-1] / np.asarray(spacing[::-1])
+    median_shape = np.median(resampled, axis=0)
+    patch = list(settings["patch_size"]) if settings["patch_size"] else patch_size(median_shape, settings["patch_voxels"])
+    batch = settings["batch_size"] or max(2, settings["batch_voxels"] // int(np.prod(patch)))
+    totals = list(fingerprint["class_totals"].values())
+    normalisation = {}
+    for channel in config["dataset"]["channels"]:
+        stats = fingerprint["intensity"][channel["name"]]
+        if channel["modality"] == "ct":
+            normalisation[channel["name"]] = {
+                "scheme": "ct",
+                "clip": [stats["percentile_00_5"], stats["percentile_99_5"]],
+                "mean": stats["mean"],
+                "std": stats["std"],
+            }
+        else:
+            normalisation[channel["name"]] = {"scheme": "zscore_nonzero"}
+    return {
+        "dimensions": config["dataset"]["dimensions"],
+        "channels": [c["name"] for c in config["dataset"]["channels"]],
+        "labels": {str(k): v for k, v in config["dataset"]["labels"].items()},
+        "target_spacing": [float(s) for s in spacing],
+        "median_shape_resampled": median_shape.round(1).tolist(),
+        "patch_size": [int(p) for p in patch],
+        "batch_size": int(batch),
+        "normalisation": normalisation,
+        "class_weighting": settings["class_weighting"],
+        "class_weights": class_weights(totals, settings["class_weighting"]),
+        "preprocessing": dict(config["preprocessing"]),
+    }

@@ -1,0 +1,1 @@
+"""Training: patch sampling, augmentation, the loop, checkpoints."""

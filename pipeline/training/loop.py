@@ -1,0 +1,221 @@
+"""The training loop of one experiment and fold, resumable from its last checkpoint.
+
+Work files live in ``<fold dir>/work/`` (``resume.pt``, ``best.pt``, ``log.tsv``), which
+Snakemake does not delete before rerunning a failed job, so a rerun of the same rule
+resumes where the previous one stopped (after a kill, a SLURM time limit or a crash).
+When training finishes, they become the rule's outputs ``last.pt``, ``best.pt`` and
+``log.tsv`` in the fold folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import shutil
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import monai
+import numpy as np
+import pandas as pd
+import torch
+
+from pipeline.atomic import atomic_path, write_tsv
+from pipeline.errors import PipelineError
+from pipeline.inference import dice_per_class, sliding_window_probabilities
+from pipeline.losses import build_loss
+from pipeline.models import build_model
+from pipeline.training.augment import build_augmentation
+from pipeline.training.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from pipeline.training.device import amp_dtype, autocast, memory_format, select_device
+from pipeline.training.sampling import BatchDataset, PreprocessedCase
+from pipeline.training.schedule import build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+class TrainingInterrupted(PipelineError):
+    """Training stopped on a signal after saving a checkpoint; rerun to resume."""
+
+
+def architecture(experiment: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[str, Any]:
+    """What a checkpoint must match to be loaded into a model (name, settings, sizes)."""
+    return {
+        "model": dict(experiment["model"]),
+        "spatial_dims": int(plan["dimensions"]),
+        "in_channels": len(plan["channels"]),
+        "num_classes": len(plan["labels"]),
+    }
+
+
+def make_model(arch: Mapping[str, Any]) -> torch.nn.Module:
+    """Build the network an :func:`architecture` dict describes."""
+    settings = {k: v for k, v in arch["model"].items() if k != "name"}
+    return build_model(arch["model"]["name"], arch["spatial_dims"], arch["in_channels"], arch["num_classes"], **settings)
+
+
+def resolve_class_weights(experiment: Mapping[str, Any], plan: Mapping[str, Any]) -> list[float] | None:
+    """The experiment's class weights: the plan's (``auto``), none, or the given list."""
+    weights = experiment["class_weights"]
+    num_classes = len(plan["labels"])
+    if weights == "auto":
+        return list(plan["class_weights"])
+    if weights == "none":
+        return None
+    if len(weights) != num_classes:
+        raise PipelineError(f"class_weights has {len(weights)} values, expected one per class ({num_classes}: {list(plan['labels'].values())})")
+    return list(weights)
+
+
+def versions() -> dict[str, str]:
+    """Library versions recorded in checkpoints and reports."""
+    return {"python": platform.python_version(), "torch": str(torch.__version__), "monai": str(monai.__version__), "numpy": str(np.__version__)}
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGUSR1 (what SLURM sends before a time limit)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        log.warning("received signal %d: saving a checkpoint after this iteration", signum)
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def validate(model: torch.nn.Module, cases: Sequence[PreprocessedCase], patch: Sequence[int], num_classes: int, device: torch.device, amp: torch.dtype | None, batch_size: int) -> list[float]:
+    """Mean sliding-window Dice per foreground class over ``cases`` (preprocessed grid)."""
+    model.eval()
+    scores = []
+    for case in cases:
+        prob = sliding_window_probabilities([model], np.asarray(case.image), patch, overlap=0.25, batch_size=batch_size, device=device, amp=amp)
+        scores.append(dice_per_class(prob.argmax(0).numpy(), np.asarray(case.label), num_classes))
+    model.train()
+    return np.nanmean(np.array(scores, dtype=float), axis=0).tolist() if scores else [math.nan] * (num_classes - 1)
+
+
+def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any], split: Mapping[str, Sequence[str]], preprocessed: str | os.PathLike[str], fold_dir: str | os.PathLike[str], device: torch.device | None = None) -> pd.DataFrame:
+    """Train one fold; resume from ``fold_dir/work/resume.pt`` when it exists.
+
+    Args:
+        experiment: the experiment's validated config (model, loss, class_weights, training).
+        plan: the plan (patch and batch size, labels, channels, class weights).
+        split: ``{"train": [case ids], "val": [case ids]}`` of this fold.
+        preprocessed: folder holding one preprocessed folder per case.
+    Returns:
+        The training log (one row per epoch).
+    Raises:
+        TrainingInterrupted: after SIGTERM/SIGUSR1, once the checkpoint is written.
+    """
+    settings = experiment["training"]
+    fold_dir, work = Path(fold_dir), Path(fold_dir) / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    device = device or select_device()
+    amp = amp_dtype(device, settings["amp"])
+    arch = architecture(experiment, plan)
+    labels = list(plan["labels"].values())
+    num_classes = len(labels)
+    patch, batch = plan["patch_size"], plan["batch_size"]
+
+    torch.manual_seed(settings["seed"])
+    model = make_model(arch).to(device, memory_format=memory_format(arch["spatial_dims"], device))
+    loss_settings = {k: v for k, v in experiment["loss"].items() if k != "name"}
+    loss_fn = build_loss(experiment["loss"]["name"], resolve_class_weights(experiment, plan), **loss_settings).to(device)
+    optimizer = build_optimizer(model.parameters(), settings)
+    total = settings["epochs"] * settings["iterations_per_epoch"]
+    scheduler = build_scheduler(optimizer, settings["schedule"], total)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+
+    start, best, rows = 0, -math.inf, []
+    resume = work / "resume.pt"
+    if resume.exists():
+        state = load_checkpoint(resume)
+        load_model_weights(model, state, resume, arch)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        start, best, rows = state["iteration"], state["best_score"], list(state["log"])
+        log.info("resuming %s fold %s at iteration %d of %d", name, fold_dir.name, start, total)
+
+    def checkpoint_state(iteration: int) -> dict[str, Any]:
+        return {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), "iteration": iteration,
+            "best_score": best, "log": rows, "architecture": arch, "experiment": dict(experiment),
+            "plan": dict(plan), "versions": versions(), "seed": settings["seed"],
+        }
+
+    augment = build_augmentation(settings["augmentation"], arch["spatial_dims"])
+    dataset = BatchDataset([Path(preprocessed) / c for c in split["train"]], patch, batch, settings["foreground_fraction"], settings["seed"], augment)
+    val_cases = [PreprocessedCase(Path(preprocessed) / c) for c in split["val"]]
+    # A generator of its own: creating the loader's iterator must not draw from the global
+    # torch RNG (dropout), or a resumed run would diverge from an uninterrupted one.
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, sampler=range(start, total), num_workers=settings["num_workers"],
+        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(settings["seed"]),
+    )
+    ipe = settings["iterations_per_epoch"]
+    model.train()
+    epoch_losses: list[float] = []
+    tic = time.perf_counter()
+    with _StopFlag() as stop:
+        for iteration, data in zip(range(start, total), loader):
+            x = data["image"].to(device, non_blocking=True, memory_format=memory_format(arch["spatial_dims"], device))
+            y = data["label"].to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(device, amp):
+                loss = loss_fn(model(x), y)
+            scaler.scale(loss).backward()
+            if settings["grad_clip"]:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            epoch_losses.append(float(loss.detach()))
+            done = iteration + 1
+            if done % ipe == 0:
+                epoch = done // ipe
+                row: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(epoch_losses)), "learning_rate": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - tic, 3)}
+                if epoch % settings["validate_every"] == 0 or done == total:
+                    dice = validate(model, val_cases, patch, num_classes, device, amp, batch)
+                    row.update({f"val_dice_{c}": d for c, d in zip(labels[1:], dice)})
+                    score = float(np.nanmean(dice)) if not all(math.isnan(d) for d in dice) else -math.inf
+                    row["val_dice_mean"] = score
+                    if score > best:
+                        best = score
+                        save_checkpoint(work / "best.pt", {"model": model.state_dict(), "architecture": arch, "epoch": epoch, "val_dice_mean": score, "plan": dict(plan), "versions": versions()})
+                rows.append(row)
+                log.info("%s %s epoch %d/%d loss %.4f %s", name, fold_dir.name, epoch, settings["epochs"], row["train_loss"], " ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("val_")))
+                epoch_losses, tic = [], time.perf_counter()
+                write_tsv(work / "log.tsv", pd.DataFrame(rows))
+                if epoch % settings["checkpoint_every"] == 0 or done == total:
+                    save_checkpoint(resume, checkpoint_state(done))
+            if stop.signal is not None:
+                save_checkpoint(resume, checkpoint_state(done) | {"log": rows})
+                raise TrainingInterrupted(f"training of {name} {fold_dir.name} stopped by signal {stop.signal} at iteration {done}/{total}; checkpoint saved to {resume}, rerun to resume")
+    if not (work / "best.pt").exists():
+        save_checkpoint(work / "best.pt", {"model": model.state_dict(), "architecture": arch, "epoch": settings["epochs"], "val_dice_mean": best, "plan": dict(plan), "versions": versions()})
+    # Copy first, move the resume state last: a kill in between leaves work/ intact.
+    for source, target in ((work / "log.tsv", fold_dir / "log.tsv"), (work / "best.pt", fold_dir / "best.pt")):
+        with atomic_path(target, suffix=target.suffix) as tmp:
+            shutil.copyfile(source, tmp)
+    os.replace(resume, fold_dir / "last.pt")
+    (work / "best.pt").unlink(missing_ok=True)
+    return pd.DataFrame(rows)
