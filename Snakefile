@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -20,6 +23,7 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         expand("reports/{experiment}.html", experiment=EXPERIMENTS),
+        "reports/index.html",
         expand("results/evaluation/{experiment}/summary.tsv", experiment=EXPERIMENTS),
         [f"results/demo/{DEMO}/manifest.tsv"] if DEMO else [],
     default_target: True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -55,11 +56,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--splits", required=True)
     p.add_argument("--preprocessed", required=True, help="folder with one preprocessed folder per case")
     p.add_argument("--fold-dir", required=True)
+    p.add_argument("--processes", type=int, default=1, help="data-parallel processes, one per GPU (the rule passes its gpu resource); >1 launches torchrun")
     p = stage("predict-case", "predict one preprocessed case with a fold ensemble")
     p.add_argument("--experiment", required=True)
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--case-dir", required=True)
     p.add_argument("--output", required=True)
+    p = stage("predict", "predict new images with a trained model folder (no evaluation)", config=False)
+    p.add_argument("--model", required=True, help="model folder, e.g. results/models/<experiment>")
+    p.add_argument("--input", required=True, nargs="+", help="image files and/or folders of images")
+    p.add_argument("--output", required=True, help="folder for the predictions")
+    p.add_argument("--folds", type=int, nargs="+", help="folds to ensemble (default: all in the folder)")
     p = stage("evaluate-case", "per-class metrics of one predicted case")
     p.add_argument("--case", required=True)
     p.add_argument("--prediction", required=True)
@@ -75,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--logs", nargs="+", required=True)
     p.add_argument("--plan", required=True)
     p.add_argument("--output", required=True)
+    p.add_argument("--predictions", nargs="*", default=[], help="test predictions <case>.nii.gz, for the gallery of the worst cases")
+    p.add_argument("--images", nargs="*", default=[], help="first-channel image per prediction, same order (default: from the dataset)")
+    p.add_argument("--labels", nargs="*", default=[], help="reference label per prediction, same order (default: from the dataset)")
+    p = stage("compare", "reports/index.html: experiments side by side, paired Wilcoxon tests, ranking")
+    p.add_argument("--experiments", nargs="+", required=True)
+    p.add_argument("--per-case", nargs="+", required=True, help="per_case.tsv of each experiment, same order")
+    p.add_argument("--summaries", nargs="+", required=True, help="summary.tsv of each experiment, same order")
+    p.add_argument("--output", required=True)
     return parser
 
 
@@ -86,7 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.stage == "train" and args.processes > 1 and "WORLD_SIZE" not in os.environ:
+        from pipeline.training.distributed import relaunch_with_torchrun
+
+        argv = list(sys.argv[1:] if argv is None else argv)
+        index = argv.index("--processes")
+        return relaunch_with_torchrun(args.processes, argv[:index] + argv[index + 2 :])
     try:
+        if args.stage == "predict":
+            from pipeline.predict import predict_folder
+
+            predict_folder(args.model, args.input, args.output, args.folds)
+            return 0
         config = load_config(args.config)
         run(args, config)
     except (PipelineError, ValueError, KeyError, FileNotFoundError) as err:
@@ -126,7 +152,9 @@ def run(args: argparse.Namespace, config: dict) -> None:
     elif s == "aggregate":
         stages.aggregate(config, args.tables, args.per_case, args.summary)
     elif s == "report":
-        stages.report(config, args.experiment, args.per_case, args.summary, args.logs, args.plan, args.output)
+        stages.report(config, args.experiment, args.per_case, args.summary, args.logs, args.plan, args.output, args.predictions, args.images, args.labels)
+    elif s == "compare":
+        stages.compare(config, args.experiments, args.per_case, args.summaries, args.output)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,9 @@ def validate_config(config: Mapping[str, Any], schema_dir: Path = SCHEMA_DIR) ->
     """
     schema, registry = load_schema(schema_dir)
     filled = copy.deepcopy(dict(config))
+    from pipeline.io.dataset_json import check_config as check_dataset_json, fill_config as fill_from_dataset_json
+
+    fill_from_dataset_json(filled)  # channels/labels left out are taken from dataset.json
     dataset = filled.get("dataset")
     if isinstance(dataset, dict) and isinstance(dataset.get("labels"), dict):
         # YAML reads `0: background` with an integer key; JSON has only string keys.
@@ -104,6 +107,7 @@ def validate_config(config: Mapping[str, Any], schema_dir: Path = SCHEMA_DIR) ->
         lines = "\n".join(f"  - {_describe(e)}" for e in errors)
         raise ConfigError(f"invalid configuration ({len(errors)} problem(s)):\n{lines}")
     _check_consistency(filled)
+    check_dataset_json(filled)
     return filled
 
 

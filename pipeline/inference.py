@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 
-from pipeline.io.images import Geometry, write_image
+from pipeline.atomic import atomic_path
+from pipeline.io.images import Geometry, image_case_id, write_image
+from pipeline.preprocessing.resample import resample_array
 from pipeline.preprocessing.inverse import restore_probabilities
 from pipeline.training.device import autocast
 
@@ -35,6 +37,7 @@ def sliding_window_probabilities(
     batch_size: int = 2,
     device: torch.device | None = None,
     amp: torch.dtype | None = None,
+    mirror_axes: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Mean softmax over ``models`` (and mirrorings) of Gaussian-blended windows.
 
@@ -43,16 +46,19 @@ def sliding_window_probabilities(
         image: ``(C, *spatial)`` preprocessed intensities.
         patch: window size, numpy order; smaller images are padded by MONAI.
         mirror: also average the predictions of the input flipped along every
-            combination of spatial axes (2^dims passes per model).
+            combination of ``mirror_axes`` (spatial axes in numpy order, default all;
+            2^len(axes) passes per model).
+        amp: autocast dtype (bf16/fp16) or None for fp32.
     Returns:
         float32 CPU tensor ``(K, *spatial)`` of class probabilities.
     """
     device = device or torch.device("cpu")
-    x = torch.from_numpy(np.ascontiguousarray(image))[None].to(device)
+    x = torch.from_numpy(np.array(image, dtype=np.float32))[None].to(device)
     dims = x.ndim - 2
     flips: list[tuple[int, ...]] = [()]
     if mirror:
-        flips += [c for r in range(1, dims + 1) for c in itertools.combinations(range(2, dims + 2), r)]
+        axes = [a + 2 for a in (range(dims) if mirror_axes is None else mirror_axes)]
+        flips += [c for r in range(1, len(axes) + 1) for c in itertools.combinations(axes, r)]
     total: torch.Tensor | None = None
     for model in models:
         def predictor(window: torch.Tensor, model: torch.nn.Module = model) -> torch.Tensor:
@@ -73,25 +79,55 @@ def predict_case(
     folder: str | os.PathLike[str],
     output: str | os.PathLike[str],
     patch: Sequence[int],
-    overlap: float,
-    mirror: bool,
+    settings: Mapping[str, Any],
     batch_size: int = 2,
     device: torch.device | None = None,
     amp: torch.dtype | None = None,
 ) -> np.ndarray:
     """Predict a preprocessed case and write labels on its original grid and header.
 
-    Returns the written label map (numpy order, uint8).
+    Args:
+        settings: the experiment's ``inference`` section (overlap, mirror, mirror_axes,
+            save_probabilities).
+    Returns:
+        The written label map (numpy order, uint8).
     """
     from pipeline.preprocessing.preprocess import load_properties
 
     folder = Path(folder)
     properties = load_properties(folder)
     image = np.load(folder / "image.npy", mmap_mode="r")
-    prob = sliding_window_probabilities(models, image, patch, overlap, mirror, batch_size, device, amp)
+    prob = sliding_window_probabilities(
+        models, image, patch, settings["overlap"], settings["mirror"], batch_size, device, amp, settings.get("mirror_axes")
+    )
     labels = restore_probabilities((prob[k].numpy() for k in range(prob.shape[0])), properties)
     write_image(labels, Geometry.from_dict(properties["original_geometry"]), output)
+    if settings.get("save_probabilities"):
+        write_probabilities(prob, properties, probabilities_path(output))
     return labels
+
+
+def probabilities_path(output: str | os.PathLike[str]) -> Path:
+    """``<case>.npz`` beside the prediction ``<case>.nii.gz`` (any image ending)."""
+    out = Path(output)
+    return out.with_name(image_case_id(out) + ".npz")
+
+
+def write_probabilities(prob: torch.Tensor, properties: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Class probabilities on the original grid as compressed float16 ``(K, *spatial)``.
+
+    Resampled one class at a time; outside the crop box the background has probability 1.
+    """
+    resampled = Geometry.from_dict(properties["resampled_geometry"])
+    cropped = Geometry.from_dict(properties["cropped_geometry"])
+    original = Geometry.from_dict(properties["original_geometry"])
+    box = tuple(slice(a, b) for a, b in properties["crop_box"])
+    out = np.zeros((prob.shape[0], *original.shape_numpy), dtype=np.float16)
+    out[0] = 1.0
+    for k in range(prob.shape[0]):
+        out[k][box] = resample_array(prob[k].numpy(), resampled, cropped, "linear").astype(np.float16)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, probabilities=out)
 
 
 def dice_per_class(prediction: np.ndarray, reference: np.ndarray, num_classes: int) -> list[float]:

@@ -42,19 +42,35 @@ def case_row(config: Mapping[str, Any], case: str) -> pd.Series:
 
 
 def make_demo_case(config: Mapping[str, Any], case: str) -> None:
-    """Generate one case of the configured demo dataset."""
+    """Generate one case of the configured demo dataset (``dataset.demo``: brain or nuclei)."""
+    demo = config["dataset"]["demo"]
+    row = case_row(config, case)
+    if demo == "nuclei":
+        from pipeline.demo import nuclei
+
+        nuclei.make_case(case, row[nuclei.CHANNEL], row["label"], tile_size=config["demo"]["tile_size"])
+        return
+    if demo != "brain":
+        raise ValueError(f"dataset.demo is {demo!r}; demo-case needs one of brain, nuclei")
     from pipeline.demo import brain
 
-    row = case_row(config, case)
     index = int(case.rsplit("_", 1)[1])
     brain.make_case(index, row[brain.CHANNEL], row["label"], seed=config["demo"]["seed"], spacing_mm=config["demo"]["spacing_mm"])
 
 
 def make_demo_manifest(config: Mapping[str, Any], output: str | os.PathLike[str]) -> None:
     """Write the demo manifest (the cases themselves come from :func:`make_demo_case`)."""
+    demo, settings = config["dataset"]["demo"], config["demo"]
+    if demo == "nuclei":
+        from pipeline.demo import nuclei
+
+        nuclei.write_manifest(output, nuclei.case_ids(settings["tile_size"], settings["test_cases"], settings["seed"]))
+        return
+    if demo != "brain":
+        raise ValueError(f"dataset.demo is {demo!r}; demo-manifest needs one of brain, nuclei")
     from pipeline.demo import brain
 
-    brain.write_manifest(output, brain.case_ids(config["demo"]["cases"], config["demo"]["test_cases"]))
+    brain.write_manifest(output, brain.case_ids(settings["cases"], settings["test_cases"]))
 
 
 def check(config: Mapping[str, Any], case: str, output: str | os.PathLike[str]) -> dict[str, Any]:
@@ -138,15 +154,12 @@ def load_models(checkpoints: Sequence[str | os.PathLike[str]], device: Any = Non
 def predict(config: Mapping[str, Any], experiment: str, checkpoints: Sequence[str], preprocessed_case: str | os.PathLike[str], output: str | os.PathLike[str]) -> None:
     """Predict one preprocessed case with the fold ensemble; write it on the original grid."""
     from pipeline.inference import predict_case
-    from pipeline.training.device import amp_dtype, select_device
+    from pipeline.training.device import inference_dtype, select_device
 
     device = select_device()
     models, plan_data = load_models(checkpoints, device)
-    settings = config["experiments"][experiment]
-    predict_case(
-        models, preprocessed_case, output, plan_data["patch_size"], settings["inference"]["overlap"],
-        settings["inference"]["mirror"], plan_data["batch_size"], device, amp_dtype(device, settings["training"]["amp"]),
-    )
+    settings = config["experiments"][experiment]["inference"]
+    predict_case(models, preprocessed_case, output, plan_data["patch_size"], settings, plan_data["batch_size"], device, inference_dtype(device, settings["fast"]))
 
 
 def conventions(config: Mapping[str, Any]) -> Any:
@@ -183,18 +196,51 @@ def aggregate(config: Mapping[str, Any], tables: Sequence[str | os.PathLike[str]
     return summary
 
 
-def report(config: Mapping[str, Any], experiment: str, per_case: str, summary: str, logs: Sequence[str], plans: str, output: str | os.PathLike[str]) -> None:
-    """Write the experiment's self-contained HTML report."""
+def report(
+    config: Mapping[str, Any], experiment: str, per_case: str, summary: str, logs: Sequence[str], plans: str, output: str | os.PathLike[str],
+    predictions: Sequence[str] = (), images: Sequence[str] = (), labels: Sequence[str] = (),
+) -> None:
+    """Write the experiment's self-contained HTML report.
+
+    ``predictions`` (``<case>.nii.gz`` files) with the test cases' first-channel ``images``
+    and reference ``labels`` in the same order feed the gallery of the worst cases
+    (``report.worst_cases``); without ``images``/``labels`` they come from the dataset table.
+    """
+    from pipeline.io.images import image_case_id
+    from pipeline.reporting.overlays import CaseFiles
     from pipeline.reporting.report import write_experiment_report
 
+    if (images or labels) and not len(images) == len(labels) == len(predictions):
+        raise ValueError(f"report needs one image and one label per prediction, in the same order; got {len(predictions)} prediction(s), {len(images)} image(s), {len(labels)} label(s)")
+    files = {}
+    for i, prediction in enumerate(predictions):
+        case = image_case_id(prediction)
+        row = None if images else case_row(config, case)
+        files[case] = CaseFiles(case, images[i] if images else row[channel_names(config)[0]], labels[i] if labels else row["label"], prediction)
     write_experiment_report(
         experiment=experiment,
         config=config,
-        per_case=pd.read_csv(per_case, sep="\t"),
+        per_case=pd.read_csv(per_case, sep="\t", dtype={"case": str}),
         summary=pd.read_csv(summary, sep="\t"),
         training_logs={Path(p).parent.name: pd.read_csv(p, sep="\t") for p in logs},
         plan=_read_json(plans),
         conventions=conventions(config),
+        output=output,
+        case_files=files if predictions else None,
+        worst_cases=config["report"]["worst_cases"],
+    )
+
+
+def compare(config: Mapping[str, Any], experiments: Sequence[str], per_case: Sequence[str], summaries: Sequence[str], output: str | os.PathLike[str]) -> pd.DataFrame:
+    """Write ``reports/index.html``: experiments side by side, paired tests, ranking."""
+    from pipeline.reporting.compare import write_comparison
+
+    if not len(experiments) == len(per_case) == len(summaries):
+        raise ValueError(f"compare needs one per-case table and one summary per experiment, in the same order; got {len(experiments)} experiment(s), {len(per_case)} per-case table(s), {len(summaries)} summary table(s)")
+    return write_comparison(
+        dataset=config["dataset"]["name"],
+        per_case={e: pd.read_csv(p, sep="\t", dtype={"case": str}) for e, p in zip(experiments, per_case)},
+        summaries={e: pd.read_csv(p, sep="\t") for e, p in zip(experiments, summaries)},
         output=output,
     )
 

@@ -147,3 +147,13 @@ def test_crafted_pickle_and_truncated_checkpoint_are_refused(tmp_path):
     truncated.write_bytes(good.read_bytes()[:500])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         load_checkpoint(truncated)
+
+
+def test_two_data_parallel_processes_agree_on_the_weights(prepared):
+    """torchrun with 2 CPU processes (gloo): DDP keeps the replicas identical."""
+    fold_dir = prepared / "ddp"
+    command = train_command(prepared, fold_dir) + ["--processes", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "all 2 data-parallel replicas hold identical weights" in result.stderr
+    assert load_checkpoint(fold_dir / "last.pt")["iteration"] == 18

@@ -67,3 +67,25 @@ def test_second_run_has_nothing_to_do(finished_run):
 def test_lint_has_no_findings(finished_run):
     result = run_snakemake(finished_run, "--lint")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_predict_target_segments_new_images_on_their_own_grid(finished_run):
+    from pipeline.io.images import read_image
+
+    new = finished_run / "new_scans"
+    new.mkdir()
+    source = finished_run / "results/demo/brain/images/brain_004.nii.gz"
+    (new / "scan_a.nii.gz").write_bytes(source.read_bytes())
+    config = finished_run / "config.yaml"
+    settings = yaml.safe_load(config.read_text())
+    settings["predict"] = {"experiment": "tiny", "input": str(new)}
+    config.write_text(yaml.safe_dump(settings))
+    try:
+        result = run_snakemake(finished_run, "--cores", "2", "predict")
+    finally:
+        settings.pop("predict")
+        config.write_text(yaml.safe_dump(settings))
+    assert result.returncode == 0, result.stderr[-3000:]
+    labels, geometry = read_image(finished_run / "results/predict/tiny/scan_a.nii.gz")
+    _, expected = read_image(source)
+    assert geometry.mismatch(expected, 1e-6) is None and labels.max() <= 2

@@ -1,4 +1,11 @@
-"""Image input/output with SimpleITK, keeping the header geometry.
+"""Image input/output with SimpleITK (and tifffile for TIFF), keeping the header geometry.
+
+Formats: NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``, ``.nhdr``), MetaImage (``.mha``,
+``.mhd``), PNG (SimpleITK, spacing from the ``pHYs`` chunk), a folder as one DICOM series
+(SimpleITK/GDCM, geometry from the slice positions) and TIFF (``.tif``, ``.tiff``) read with
+tifffile, so multi-page and ImageJ hyperstack files work: pixel size from the resolution
+tags (converted to mm), the slice spacing of a z-stack from the ImageJ ``spacing`` entry;
+TIFF stores no origin or direction (zero origin, identity direction).
 
 Array layout convention used throughout the package: numpy order, i.e. ``(Z, Y, X)`` for
 3D and ``(Y, X)`` for 2D, as ``SimpleITK.GetArrayFromImage`` returns. Geometry is kept in
@@ -9,6 +16,7 @@ numpy axis order, in millimetres.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import os
 import zlib
 from collections.abc import Sequence
@@ -19,6 +27,7 @@ import SimpleITK as sitk
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import CaseError
+from pipeline.io.tiff import read_tiff, write_tiff
 
 #: File endings read as one image each (a folder is read as a DICOM series).
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".tif", ".tiff", ".png")
@@ -98,6 +107,11 @@ class Geometry:
         return None
 
 
+def is_tiff(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a TIFF file (read and written with tifffile)."""
+    return str(path).lower().endswith((".tif", ".tiff"))
+
+
 def image_case_id(path: str | os.PathLike[str]) -> str:
     """File name without its image ending (``a/b/case_01.nii.gz`` -> ``case_01``)."""
     name = Path(path).name
@@ -126,27 +140,61 @@ def read_sitk(path: str | os.PathLike[str], case: str = "?") -> sitk.Image:
                 raise CaseError(case, p, f"folder holds {len(series)} DICOM series, expected exactly one")
             reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(p), series[0]))
             return reader.Execute()
+        if is_tiff(p):
+            array, spacing = read_tiff(p, case)
+            image = sitk.GetImageFromArray(array)
+            image.SetSpacing(spacing)
+            return image
         return sitk.ReadImage(str(p))
     except CaseError:
         raise
     except (RuntimeError, OSError, EOFError, zlib.error) as err:
         first = str(err).strip().splitlines()
         detail = next((line for line in first if "ERROR" in line or "rror" in line), first[0] if first else "")
-        raise CaseError(case, p, f"cannot be read as an image (truncated or corrupt file?): {detail.strip()[:300]}") from err
+        detail = gzip_problem(p) or detail.strip()[:300]
+        raise CaseError(case, p, f"cannot be read as an image (truncated or corrupt file?): {detail}") from err
 
 
-def read_image(path: str | os.PathLike[str], case: str = "?", dtype: type = np.float32) -> tuple[np.ndarray, Geometry]:
+def gzip_problem(path: str | os.PathLike[str]) -> str | None:
+    """Describe why a ``.gz`` file is not a complete gzip stream, else None.
+
+    Reads the whole stream in 1 MiB chunks (memory stays bounded), so truncation and
+    corrupt data (a CRC or deflate error) are both found.
+    """
+    if not str(path).lower().endswith(".gz"):
+        return None
+    try:
+        with gzip.open(path, "rb") as handle:
+            while handle.read(1 << 20):
+                pass
+    except (OSError, EOFError, zlib.error) as err:
+        kind = "truncated gzip stream" if isinstance(err, EOFError) else "corrupt gzip data"
+        return f"{kind} ({err})"
+    return None
+
+
+def read_image(path: str | os.PathLike[str], case: str = "?", dtype: type | None = np.float32) -> tuple[np.ndarray, Geometry]:
     """Read an image as a numpy array in ``(Z, Y, X)`` / ``(Y, X)`` order plus its geometry.
 
-    Multi-component (RGB) pixels are averaged to one channel; 4D files keep 4 axes, which
-    the data check reports as a dimensionality error.
+    ``dtype`` None keeps the file's voxel type. Multi-component (RGB) pixels are averaged
+    to one channel; 4D files keep 4 axes, which the data check reports as a
+    dimensionality error. Memory: one array of the result's size (plus the file's
+    buffer while converting).
     """
+    if is_tiff(path) and Path(path).is_file():
+        array, spacing = read_tiff(path, case)
+        ndim = array.ndim
+        geometry = Geometry(size=array.shape[::-1], spacing=spacing, origin=(0.0,) * ndim, direction=tuple(np.eye(ndim).ravel().tolist()))
+        return array.astype(dtype or array.dtype, copy=False), geometry
     image = read_sitk(path, case)
     geometry = Geometry.of(image)
-    array = sitk.GetArrayFromImage(image)
+    view = sitk.GetArrayViewFromImage(image)
     if image.GetNumberOfComponentsPerPixel() > 1:
-        array = array.mean(axis=-1)
-    return array.astype(dtype, copy=False), geometry
+        array = view.mean(axis=-1)
+        return array.astype(dtype or array.dtype, copy=False), geometry
+    array = view.astype(dtype or view.dtype, copy=True)
+    del view, image
+    return array, geometry
 
 
 def write_image(array: np.ndarray, geometry: Geometry, path: str | os.PathLike[str]) -> None:
@@ -157,6 +205,11 @@ def write_image(array: np.ndarray, geometry: Geometry, path: str | os.PathLike[s
     """
     if tuple(array.shape) != geometry.shape_numpy:
         raise ValueError(f"array shape {array.shape} does not match geometry shape {geometry.shape_numpy} for {path}")
+    if is_tiff(path):
+        if not (np.allclose(geometry.origin, 0) and np.allclose(geometry.direction, np.eye(geometry.ndim).ravel())):
+            raise ValueError(f"TIFF cannot store origin {geometry.origin} and direction {geometry.direction} for {path}; write .nii.gz, .nrrd or .mha instead")
+        write_tiff(array, geometry.spacing, path)
+        return
     image = geometry.apply_to(sitk.GetImageFromArray(np.ascontiguousarray(array)))
     name = Path(path).name
     suffix = next((s for s in IMAGE_SUFFIXES if name.lower().endswith(s)), Path(path).suffix)

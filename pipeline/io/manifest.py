@@ -82,9 +82,18 @@ def read_manifest(path: str | os.PathLike[str], channels: Sequence[str]) -> pd.D
 
 
 def dataset_table(config: Mapping[str, Any]) -> pd.DataFrame:
-    """The cases of the configured dataset (the demo's are known without reading files)."""
+    """The cases of the configured dataset: a demo's, a dataset.json's or a manifest's.
+
+    Returns:
+        DataFrame indexed by case id with columns ``case``, one per channel (paths),
+        ``label`` and ``split`` (``train``/``test``), whatever the source.
+    """
     channels = [c["name"] for c in config["dataset"]["channels"]]
     demo = config["dataset"]["demo"]
+    if demo == "nuclei":
+        from pipeline.demo.nuclei import demo_table
+
+        return demo_table(config, channels)
     if demo == "brain":
         from pipeline.demo.brain import CHANNEL, case_ids
 
@@ -100,12 +109,18 @@ def dataset_table(config: Mapping[str, Any]) -> pd.DataFrame:
                 "split": list(splits.values()),
             }
         ).set_index("case", drop=False)
+    if config["dataset"].get("dataset_json"):
+        from pipeline.io.dataset_json import read_dataset_json
+
+        return read_dataset_json(config["dataset"]["dataset_json"], channels)
     if not config["dataset"]["manifest"]:
-        raise ManifestError("dataset.manifest is not set (and dataset.demo is null): name a manifest TSV")
+        raise ManifestError("neither dataset.manifest nor dataset.dataset_json is set (and dataset.demo is null): name a manifest TSV or a dataset.json")
     return read_manifest(config["dataset"]["manifest"], channels)
 
 
 def manifest_path(config: Mapping[str, Any]) -> str:
-    """The manifest file the workflow reads (the generated one for a demo)."""
+    """The file that lists the cases (the generated manifest for a demo, else dataset.json or the manifest)."""
     demo = config["dataset"]["demo"]
-    return f"results/demo/{demo}/manifest.tsv" if demo else str(config["dataset"]["manifest"])
+    if demo:
+        return f"results/demo/{demo}/manifest.tsv"
+    return str(config["dataset"].get("dataset_json") or config["dataset"]["manifest"])

@@ -22,6 +22,11 @@ def to_data_uri(figure: plt.Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def plain(text: object) -> str:
+    """``text`` for matplotlib with ``$`` escaped, so names are never parsed as math."""
+    return str(text).replace("$", r"\$")
+
+
 def learning_curves(logs: Mapping[str, pd.DataFrame]) -> str | None:
     """Training loss and validation Dice per class over epochs, one line per fold."""
     if not logs:
@@ -31,7 +36,7 @@ def learning_curves(logs: Mapping[str, pd.DataFrame]) -> str | None:
         ax_loss.plot(frame["epoch"], frame["train_loss"], marker=".", label=fold)
         for column in [c for c in frame.columns if c.startswith("val_dice_") and c != "val_dice_mean"]:
             valid = frame[["epoch", column]].dropna()
-            ax_dice.plot(valid["epoch"], valid[column], marker="o", label=f"{fold} {column.removeprefix('val_dice_')}")
+            ax_dice.plot(valid["epoch"], valid[column], marker="o", label=plain(f"{fold} {column.removeprefix('val_dice_')}"))
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="Training loss")
     ax_dice.set(xlabel="epoch", ylabel="Dice", title="Validation Dice (preprocessed grid)", ylim=(0, 1))
     for ax in (ax_loss, ax_dice):
@@ -50,8 +55,8 @@ def metric_strips(per_case: pd.DataFrame, metrics: Sequence[str]) -> str | None:
     rng = np.random.default_rng(0)
     for ax, metric in zip(axes[0], metrics):
         data = [per_case.loc[per_case["class"] == c, metric].dropna().to_numpy() for c in classes]
-        ax.boxplot(data, showfliers=False)
-        ax.set_xticks(range(1, len(classes) + 1), classes, rotation=20, fontsize=8)
+        ax.boxplot([d if d.size else np.array([np.nan]) for d in data], showfliers=False)
+        ax.set_xticks(range(1, len(classes) + 1), [plain(c) for c in classes], rotation=20, fontsize=8)
         for i, values in enumerate(data, start=1):
             ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, s=12, alpha=0.7)
         ax.set_title(metric)
@@ -59,14 +64,25 @@ def metric_strips(per_case: pd.DataFrame, metrics: Sequence[str]) -> str | None:
     return to_data_uri(fig)
 
 
-def metric_vs_volume(per_case: pd.DataFrame, metric: str = "dice") -> str | None:
-    """``metric`` against the reference volume (ml) of the structure, per class."""
-    if per_case.empty or metric not in per_case.columns:
+def metric_vs_volume(per_case: pd.DataFrame, metrics: Sequence[str] = ("dice", "hd95")) -> str | None:
+    """Each of ``metrics`` against the reference volume (ml) of the structure, per class.
+
+    Cases whose reference is empty (volume 0) are drawn at 0; the x axis turns logarithmic
+    when the positive volumes span more than a factor of 100.
+    """
+    metrics = [m for m in metrics if m in per_case.columns]
+    if per_case.empty or not metrics or "volume_ref_ml" not in per_case.columns:
         return None
-    fig, ax = plt.subplots(figsize=(4.6, 3.4))
-    for name, part in per_case.groupby("class", sort=False):
-        ax.scatter(part["volume_ref_ml"], part[metric], label=str(name), s=16)
-    ax.set(xlabel="reference volume (ml)", ylabel=metric, title=f"{metric} vs structure volume")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
+    volumes = per_case["volume_ref_ml"].to_numpy(dtype=float)
+    positive = volumes[volumes > 0]
+    wide = positive.size > 0 and positive.max() > 100 * positive.min()
+    for ax, metric in zip(axes[0], metrics):
+        for name, part in per_case.groupby("class", sort=False):
+            ax.scatter(part["volume_ref_ml"], part[metric], label=plain(name), s=16)
+        ax.set(xlabel="reference volume (ml)", ylabel=metric, title=f"{metric} vs structure volume")
+        if wide:
+            ax.set_xscale("symlog", linthresh=float(positive.min()))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     return to_data_uri(fig)

@@ -47,15 +47,19 @@ def device_description() -> str:
 def stage_times(experiment: str, root: str | Path = "benchmarks") -> pd.DataFrame:
     """Wall-clock seconds per stage from Snakemake's benchmark files (sum and count of jobs)."""
     patterns = {
+        "demo_case": "demo_case/**/*.tsv",
         "check_case": "check_case/*.tsv",
+        "fingerprint": "fingerprint.tsv",
+        "plan": "plan.tsv",
         "preprocess_case": "preprocess_case/*.tsv",
         "train": f"train/{experiment}/*.tsv",
         "predict_case": f"predict_case/{experiment}/*.tsv",
         "evaluate_case": f"evaluate_case/{experiment}/*.tsv",
+        "aggregate": f"aggregate/{experiment}.tsv",
     }
     rows: list[dict[str, Any]] = []
     for stage, pattern in patterns.items():
-        files = sorted(glob.glob(str(Path(root) / pattern)))
+        files = sorted(glob.glob(str(Path(root) / pattern), recursive=True))
         seconds = [float(pd.read_csv(f, sep="\t")["s"].iloc[-1]) for f in files]
         if seconds:
             rows.append({"stage": stage, "jobs": len(seconds), "total_s": round(sum(seconds), 1), "max_s": round(max(seconds), 1)})

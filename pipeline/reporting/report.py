@@ -14,7 +14,7 @@ import pandas as pd
 import yaml
 
 from pipeline.atomic import write_text
-from pipeline.reporting import figures, provenance
+from pipeline.reporting import figures, overlays, provenance
 
 TEMPLATES = Path(__file__).parent / "templates"
 HEADLINE = ("dice", "iou", "hd95")
@@ -24,7 +24,19 @@ def environment() -> jinja2.Environment:
     """Jinja environment with HTML autoescaping (case ids and class names are escaped)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["num"] = format_number
+    env.filters["pvalue"] = format_p_value
     return env
+
+
+def format_p_value(value: Any) -> str:
+    """p-values with 3 significant digits, small ones in scientific notation, NaN as ``n/a``."""
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(p):
+        return "n/a"
+    return f"{p:.2e}" if p < 0.001 else f"{p:.3g}"
 
 
 def format_number(value: Any, digits: int = 3) -> str:
@@ -51,6 +63,7 @@ def headline_rows(summary: pd.DataFrame) -> list[dict[str, Any]]:
         row = {"class": r["class"], "n_cases": r["n_cases"], "n_missed": r["n_missed"], "n_false_positive": r["n_false_positive"]}
         for m in HEADLINE:
             row[m] = (r.get(f"{m}_mean"), r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high"), r.get(f"{m}_n_nan"))
+        row["n_nan"] = " / ".join(format_number(r.get(f"{m}_n_nan", 0)) for m in HEADLINE)
         rows.append(row)
     return rows
 
@@ -64,14 +77,20 @@ def write_experiment_report(
     plan: Mapping[str, Any],
     conventions: Any,
     output: str | os.PathLike[str],
+    case_files: Mapping[str, overlays.CaseFiles] | None = None,
+    worst_cases: int = 3,
 ) -> None:
     """Render ``reports/<experiment>.html`` (atomically).
 
-    Per-case rows are sorted worst first (lowest mean Dice over classes).
+    Per-case rows are sorted worst first (lowest mean Dice over classes). The gallery shows
+    the ``worst_cases`` worst cases, drawn from ``case_files`` (case id -> its image,
+    reference and prediction files); without ``case_files`` there is no gallery.
     """
-    order = per_case.groupby("case")["dice"].mean().sort_values(na_position="first").index
+    case_dice = per_case.groupby("case", sort=False)["dice"].mean()
+    order = case_dice.sort_values(na_position="first", kind="stable").index
     ranked = per_case.set_index("case").loc[order].reset_index()
-    columns = [c for c in ("case", "class", "dice", "iou", "hd", "hd95", "assd", "nsd", "precision", "recall", "volume_ref_ml", "volume_pred_ml", "missed", "false_positive_empty") if c in ranked.columns]
+    ranked.insert(1, "case_mean_dice", ranked["case"].map(case_dice))
+    columns = [c for c in ("case", "case_mean_dice", "class", "dice", "iou", "hd", "hd95", "assd", "nsd", "precision", "recall", "volume_ref_ml", "volume_pred_ml", "missed", "false_positive_empty") if c in ranked.columns]
     html = environment().get_template("experiment.html.j2").render(
         experiment=experiment,
         dataset=config["dataset"]["name"],
@@ -87,6 +106,9 @@ def write_experiment_report(
         curves=figures.learning_curves(training_logs),
         strips=figures.metric_strips(per_case, ["dice", "iou", "hd95", "assd"]),
         volume=figures.metric_vs_volume(per_case),
+        gallery=overlays.gallery(per_case, case_files, worst_cases) if case_files is not None else None,
+        worst_cases=worst_cases,
+        colours={"reference": overlays.REFERENCE_COLOUR, "prediction": overlays.PREDICTION_COLOUR},
         conventions=conventions.as_dict(),
         code_version=provenance.code_version(Path(__file__).parent),
         versions=provenance.library_versions(),

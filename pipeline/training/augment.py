@@ -13,7 +13,8 @@ def build_augmentation(settings: Mapping[str, Any], spatial_dims: int) -> Callab
     """A function ``(sample, seed) -> sample`` over ``{"image": C*P, "label": 1*P}`` tensors.
 
     Transforms: flips per axis, rotation and scaling (one affine), intensity scale, shift
-    and gamma, Gaussian noise. Returns None when every probability is 0.
+    and gamma, Gaussian noise, Gaussian blur, elastic deformation. Returns None when every
+    probability is 0.
     """
     keys = ["image", "label"]
     chain: list[Any] = []
@@ -40,6 +41,13 @@ def build_augmentation(settings: Mapping[str, Any], spatial_dims: int) -> Callab
         ]
     if settings["noise_prob"] > 0:
         chain.append(mt.RandGaussianNoised("image", prob=settings["noise_prob"], std=0.1))
+    if settings["blur_prob"] > 0:
+        sigma = (0.5, 1.0)
+        chain.append(mt.RandGaussianSmoothd("image", sigma_x=sigma, sigma_y=sigma, sigma_z=sigma, prob=settings["blur_prob"]))
+    if settings["elastic_prob"] > 0:
+        elastic = mt.Rand3DElasticd if spatial_dims == 3 else mt.Rand2DElasticd
+        kwargs = {"sigma_range": (5, 7), "magnitude_range": (50, 150)} if spatial_dims == 3 else {"spacing": (20, 20), "magnitude_range": (1, 2)}
+        chain.append(elastic(keys, prob=settings["elastic_prob"], mode=("bilinear", "nearest"), padding_mode="zeros", **kwargs))
     if not chain:
         return None
     compose = mt.Compose(chain)

@@ -25,6 +25,26 @@ def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has bf16 instructions (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def inference_dtype(device: torch.device, fast: bool) -> torch.dtype | None:
+    """Autocast dtype for inference: with ``fast``, bf16 where the hardware has it
+    (CUDA with bf16, CPUs with native bf16), fp16 on other CUDA devices; else fp32 (None)."""
+    if not fast:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
 @contextlib.contextmanager
 def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
     """``torch.autocast`` for ``dtype``, or nothing (fp32) when ``dtype`` is None."""

@@ -31,6 +31,7 @@ from pipeline.inference import dice_per_class, sliding_window_probabilities
 from pipeline.losses import build_loss
 from pipeline.models import build_model
 from pipeline.training.augment import build_augmentation
+from pipeline.training import distributed
 from pipeline.training.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from pipeline.training.device import amp_dtype, autocast, memory_format, select_device
 from pipeline.training.sampling import BatchDataset, PreprocessedCase
@@ -125,7 +126,8 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
     settings = experiment["training"]
     fold_dir, work = Path(fold_dir), Path(fold_dir) / "work"
     work.mkdir(parents=True, exist_ok=True)
-    device = device or select_device()
+    context = distributed.setup(device or select_device())
+    device = context.device
     amp = amp_dtype(device, settings["amp"])
     arch = architecture(experiment, plan)
     labels = list(plan["labels"].values())
@@ -133,7 +135,8 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
     patch, batch = plan["patch_size"], plan["batch_size"]
 
     torch.manual_seed(settings["seed"])
-    model = make_model(arch).to(device, memory_format=memory_format(arch["spatial_dims"], device))
+    net = make_model(arch).to(device, memory_format=memory_format(arch["spatial_dims"], device))
+    model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None) if context.distributed else net
     loss_settings = {k: v for k, v in experiment["loss"].items() if k != "name"}
     loss_fn = build_loss(experiment["loss"]["name"], resolve_class_weights(experiment, plan), **loss_settings).to(device)
     optimizer = build_optimizer(model.parameters(), settings)
@@ -145,7 +148,7 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
     resume = work / "resume.pt"
     if resume.exists():
         state = load_checkpoint(resume)
-        load_model_weights(model, state, resume, arch)
+        load_model_weights(net, state, resume, arch)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -155,14 +158,14 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
 
     def checkpoint_state(iteration: int) -> dict[str, Any]:
         return {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "model": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), "iteration": iteration,
             "best_score": best, "log": rows, "architecture": arch, "experiment": dict(experiment),
             "plan": dict(plan), "versions": versions(), "seed": settings["seed"],
         }
 
     augment = build_augmentation(settings["augmentation"], arch["spatial_dims"])
-    dataset = BatchDataset([Path(preprocessed) / c for c in split["train"]], patch, batch, settings["foreground_fraction"], settings["seed"], augment)
+    dataset = BatchDataset([Path(preprocessed) / c for c in split["train"]], patch, batch, settings["foreground_fraction"], settings["seed"], augment, stream=context.rank)
     val_cases = [PreprocessedCase(Path(preprocessed) / c) for c in split["val"]]
     # A generator of its own: creating the loader's iterator must not draw from the global
     # torch RNG (dropout), or a resumed run would diverge from an uninterrupted one.
@@ -193,25 +196,36 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
             if done % ipe == 0:
                 epoch = done // ipe
                 row: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(epoch_losses)), "learning_rate": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - tic, 3)}
-                if epoch % settings["validate_every"] == 0 or done == total:
-                    dice = validate(model, val_cases, patch, num_classes, device, amp, batch)
+                if context.is_main and (epoch % settings["validate_every"] == 0 or done == total):
+                    dice = validate(net, val_cases, patch, num_classes, device, amp, batch)
                     row.update({f"val_dice_{c}": d for c, d in zip(labels[1:], dice)})
                     score = float(np.nanmean(dice)) if not all(math.isnan(d) for d in dice) else -math.inf
                     row["val_dice_mean"] = score
                     if score > best:
                         best = score
-                        save_checkpoint(work / "best.pt", {"model": model.state_dict(), "architecture": arch, "epoch": epoch, "val_dice_mean": score, "plan": dict(plan), "versions": versions()})
+                        save_checkpoint(work / "best.pt", {"model": net.state_dict(), "architecture": arch, "epoch": epoch, "val_dice_mean": score, "plan": dict(plan), "versions": versions()})
                 rows.append(row)
                 log.info("%s %s epoch %d/%d loss %.4f %s", name, fold_dir.name, epoch, settings["epochs"], row["train_loss"], " ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("val_")))
                 epoch_losses, tic = [], time.perf_counter()
-                write_tsv(work / "log.tsv", pd.DataFrame(rows))
-                if epoch % settings["checkpoint_every"] == 0 or done == total:
-                    save_checkpoint(resume, checkpoint_state(done))
+                if context.is_main:
+                    write_tsv(work / "log.tsv", pd.DataFrame(rows))
+                    if epoch % settings["checkpoint_every"] == 0 or done == total:
+                        save_checkpoint(resume, checkpoint_state(done))
+                distributed.barrier(context)
             if stop.signal is not None:
-                save_checkpoint(resume, checkpoint_state(done) | {"log": rows})
+                if context.is_main:
+                    save_checkpoint(resume, checkpoint_state(done))
+                distributed.teardown(context)
                 raise TrainingInterrupted(f"training of {name} {fold_dir.name} stopped by signal {stop.signal} at iteration {done}/{total}; checkpoint saved to {resume}, rerun to resume")
+    if not distributed.replicas_agree(net, context):
+        raise PipelineError(f"training of {name} {fold_dir.name}: the data-parallel replicas hold different weights")
+    if context.distributed:
+        log.info("all %d data-parallel replicas hold identical weights (%s)", context.world_size, distributed.weights_digest(net)[:16])
+    distributed.teardown(context)
+    if not context.is_main:
+        return pd.DataFrame(rows)
     if not (work / "best.pt").exists():
-        save_checkpoint(work / "best.pt", {"model": model.state_dict(), "architecture": arch, "epoch": settings["epochs"], "val_dice_mean": best, "plan": dict(plan), "versions": versions()})
+        save_checkpoint(work / "best.pt", {"model": net.state_dict(), "architecture": arch, "epoch": settings["epochs"], "val_dice_mean": best, "plan": dict(plan), "versions": versions()})
     # Copy first, move the resume state last: a kill in between leaves work/ intact.
     for source, target in ((work / "log.tsv", fold_dir / "log.tsv"), (work / "best.pt", fold_dir / "best.pt")):
         with atomic_path(target, suffix=target.suffix) as tmp:

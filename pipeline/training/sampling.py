@@ -79,7 +79,7 @@ class BatchDataset(torch.utils.data.Dataset):
     processes load and augment batches ahead of the GPU while the order stays fixed.
     """
 
-    def __init__(self, folders: Sequence[str | os.PathLike[str]], patch: Sequence[int], batch_size: int, foreground_fraction: float, seed: int, augment: Callable[[dict, int], dict] | None = None) -> None:
+    def __init__(self, folders: Sequence[str | os.PathLike[str]], patch: Sequence[int], batch_size: int, foreground_fraction: float, seed: int, augment: Callable[[dict, int], dict] | None = None, stream: int = 0) -> None:
         if not folders:
             raise ValueError("no training cases: the fold's training list is empty")
         self.cases = [PreprocessedCase(f) for f in folders]
@@ -88,12 +88,13 @@ class BatchDataset(torch.utils.data.Dataset):
         self.foreground = int(round(batch_size * foreground_fraction))
         self.seed = seed
         self.augment = augment
+        self.stream = stream  # data-parallel rank: each rank draws its own batches
 
     def __len__(self) -> int:  # effectively unbounded; the sampler picks the iterations
         return 2**62
 
     def __getitem__(self, iteration: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, int(iteration)])
+        rng = np.random.default_rng([self.seed, self.stream, int(iteration)])
         images, labels = [], []
         for b in range(self.batch_size):
             case = self.cases[int(rng.integers(len(self.cases)))]

@@ -86,3 +86,31 @@ def trained_fold_logs(wildcards):
 def experiment_settings(wildcards):
     """The experiment's config (a params entry, so a change reruns its jobs)."""
     return config["experiments"][wildcards.experiment]
+
+
+def _predict_inputs():
+    """Cases of the `predict` target: {case: [channel files]} and their file ending."""
+    settings = config["predict"]
+    if not settings["input"]:
+        return {}, ".nii.gz"
+    from pipeline.predict import collect_inputs, output_suffix
+
+    try:
+        cases = collect_inputs(settings["input"], len(CHANNELS))
+    except PipelineError as err:
+        raise WorkflowError(f"predict.input: {err}") from None
+    return {c: [str(f) for f in files] for c, files in cases.items()}, output_suffix(next(iter(cases.values()))[0])
+
+
+PREDICT_INPUTS, PREDICT_ENDING = _predict_inputs()
+
+
+def predict_targets(wildcards):
+    """Outputs of the `predict` target, or a clear error when it is not configured."""
+    settings = config["predict"]
+    if not settings["experiment"] or not settings["input"]:
+        raise WorkflowError("the predict target needs predict.experiment and predict.input in the config")
+    if settings["experiment"] not in config["experiments"]:
+        raise WorkflowError(f"predict.experiment {settings['experiment']!r} is not one of the experiments {EXPERIMENTS}")
+    return [f"results/predict/{settings['experiment']}/{c}{PREDICT_ENDING}" for c in PREDICT_INPUTS]
+

@@ -3,8 +3,10 @@
 
 rule demo_case:
     output:
-        image="results/demo/brain/images/{case}.nii.gz",
-        label="results/demo/brain/labels/{case}.nii.gz",
+        image="results/demo/{demo}/images/{case}.nii.gz",
+        label="results/demo/{demo}/labels/{case}.nii.gz",
+    wildcard_constraints:
+        demo=DEMO or "no-demo",
     params:
         config=CONFIG_JSON,
         pipeline=PIPELINE,
@@ -12,16 +14,20 @@ rule demo_case:
     conda:
         "../../environment.yml"
     log:
-        "logs/demo_case/{case}.log",
+        "logs/demo_case/{demo}/{case}.log",
     benchmark:
-        "benchmarks/demo_case/{case}.tsv"
+        "benchmarks/demo_case/{demo}/{case}.tsv"
+    group:
+        "check_cases"
     shell:
         "{params.pipeline} demo-case --config {params.config:q} --case {wildcards.case:q} 2> {log:q}"
 
 
 rule demo_manifest:
     output:
-        "results/demo/brain/manifest.tsv",
+        "results/demo/{demo}/manifest.tsv",
+    wildcard_constraints:
+        demo=DEMO or "no-demo",
     params:
         config=CONFIG_JSON,
         pipeline=PIPELINE,
@@ -29,9 +35,9 @@ rule demo_manifest:
     conda:
         "../../environment.yml"
     log:
-        "logs/demo_manifest.log",
+        "logs/demo_manifest/{demo}.log",
     benchmark:
-        "benchmarks/demo_manifest.tsv"
+        "benchmarks/demo_manifest/{demo}.tsv"
     shell:
         "{params.pipeline} demo-manifest --config {params.config:q} --output {output:q} 2> {log:q}"
 
@@ -51,6 +57,8 @@ rule check_case:
         "logs/check_case/{case}.log",
     benchmark:
         "benchmarks/check_case/{case}.tsv"
+    group:
+        "check_cases"
     shell:
         "{params.pipeline} check --config {params.config:q} --case {wildcards.case:q} --output {output:q} 2> {log:q}"
 
@@ -112,6 +120,8 @@ rule preprocess_case:
         "logs/preprocess_case/{case}.log",
     benchmark:
         "benchmarks/preprocess_case/{case}.tsv"
+    group:
+        "preprocess_cases"
     resources:
         mem_mb=4000,
     shell:

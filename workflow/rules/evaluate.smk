@@ -17,6 +17,8 @@ rule evaluate_case:
         "logs/evaluate_case/{experiment}/{case}.log",
     benchmark:
         "benchmarks/evaluate_case/{experiment}/{case}.tsv"
+    group:
+        "predict_cases"
     shell:
         "{params.pipeline} evaluate-case --config {params.config:q} --case {wildcards.case:q} "
         "--prediction {input.prediction:q} --output {output:q} 2> {log:q}"
@@ -29,8 +31,20 @@ rule aggregate:
             case=TEST_CASES,
         ),
     output:
-        per_case="results/evaluation/{experiment}/per_case.tsv",
-        summary="results/evaluation/{experiment}/summary.tsv",
+        per_case=report(
+            "results/evaluation/{experiment}/per_case.tsv",
+            caption="../report/per_case.rst",
+            category="Experiments",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "content": "per-case metrics"},
+        ),
+        summary=report(
+            "results/evaluation/{experiment}/summary.tsv",
+            caption="../report/summary.rst",
+            category="Experiments",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "content": "per-class summary"},
+        ),
     params:
         config=CONFIG_JSON,
         pipeline=PIPELINE,

@@ -1,4 +1,4 @@
-# Reports: one self-contained HTML file per experiment.
+# Reports: one self-contained HTML file per experiment, and reports/index.html comparing them.
 
 
 rule report:
@@ -7,8 +7,19 @@ rule report:
         summary="results/evaluation/{experiment}/summary.tsv",
         logs=trained_fold_logs,
         plans="results/plans/plans.json",
+        predictions=expand(
+            "results/predictions/{{experiment}}/{case}.nii.gz", case=TEST_CASES
+        ),
+        images=[CASES.loc[case, CHANNELS[0]] for case in TEST_CASES],
+        labels=[CASES.loc[case, "label"] for case in TEST_CASES],
     output:
-        "reports/{experiment}.html",
+        report(
+            "reports/{experiment}.html",
+            caption="../report/experiment.rst",
+            category="Experiments",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "content": "HTML report"},
+        ),
     params:
         config=CONFIG_JSON,
         pipeline=PIPELINE,
@@ -22,4 +33,35 @@ rule report:
     shell:
         "{params.pipeline} report --config {params.config:q} --experiment {wildcards.experiment:q} "
         "--per-case {input.per_case:q} --summary {input.summary:q} --logs {input.logs:q} "
-        "--plan {input.plans:q} --output {output:q} 2> {log:q}"
+        "--plan {input.plans:q} --output {output:q} --predictions {input.predictions:q} "
+        "--images {input.images:q} --labels {input.labels:q} 2> {log:q}"
+
+
+rule compare:
+    input:
+        per_case=expand(
+            "results/evaluation/{experiment}/per_case.tsv", experiment=EXPERIMENTS
+        ),
+        summaries=expand(
+            "results/evaluation/{experiment}/summary.tsv", experiment=EXPERIMENTS
+        ),
+    output:
+        report(
+            "reports/index.html",
+            caption="../report/index.rst",
+            category="Comparison",
+            labels={"content": "experiments compared"},
+        ),
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        experiments=EXPERIMENTS,
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/compare.log",
+    benchmark:
+        "benchmarks/compare.tsv"
+    shell:
+        "{params.pipeline} compare --config {params.config:q} --experiments {params.experiments:q} "
+        "--per-case {input.per_case:q} --summaries {input.summaries:q} --output {output:q} 2> {log:q}"
