@@ -14,6 +14,8 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/landmarks.smk"
+include: "workflow/rules/denoise.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/evaluate.smk"
@@ -23,7 +25,8 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         expand("reports/{experiment}.html", experiment=EXPERIMENTS),
-        "reports/index.html",
+        ["reports/index.html"] if SEGMENTATION_EXPERIMENTS else [],
+        LANDMARK_TARGETS,
         expand("results/evaluation/{experiment}/summary.tsv", experiment=EXPERIMENTS),
         [f"results/demo/{DEMO}/manifest.tsv"] if DEMO else [],
     default_target: True

@@ -122,6 +122,9 @@ def _check_consistency(config: dict) -> None:
         bad = [f for f in experiment["training"]["folds"] if f >= folds]
         if bad:
             raise ConfigError(f"experiments.{name}.training.folds: fold(s) {bad} do not exist; plan.folds is {folds}, so folds are 0..{folds - 1}")
+    from pipeline.landmarks.checks import check_task_settings
+
+    check_task_settings(config)  # landmarks need dataset.landmarks; init_from names another experiment
 
 
 def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> dict:

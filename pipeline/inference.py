@@ -38,6 +38,7 @@ def sliding_window_probabilities(
     device: torch.device | None = None,
     amp: torch.dtype | None = None,
     mirror_axes: Sequence[int] | None = None,
+    out_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Mean softmax over ``models`` (and mirrorings) of Gaussian-blended windows.
 
@@ -49,8 +50,11 @@ def sliding_window_probabilities(
             combination of ``mirror_axes`` (spatial axes in numpy order, default all;
             2^len(axes) passes per model).
         amp: autocast dtype (bf16/fp16) or None for fp32.
+        out_dtype: dtype of the stitched probabilities on the CPU; float16 halves the
+            memory of large volumes (each window's probabilities are summed once per
+            overlap, so the rounding stays near 1e-3).
     Returns:
-        float32 CPU tensor ``(K, *spatial)`` of class probabilities.
+        CPU tensor ``(K, *spatial)`` of class probabilities in ``out_dtype``.
     """
     device = device or torch.device("cpu")
     x = torch.from_numpy(np.array(image, dtype=np.float32))[None].to(device)
@@ -63,7 +67,7 @@ def sliding_window_probabilities(
     for model in models:
         def predictor(window: torch.Tensor, model: torch.nn.Module = model) -> torch.Tensor:
             with autocast(device, amp):
-                return torch.softmax(model(window).float(), dim=1)
+                return torch.softmax(model(window).float(), dim=1).to(out_dtype)
 
         for axes in flips:
             xin = torch.flip(x, axes) if axes else x
@@ -71,7 +75,7 @@ def sliding_window_probabilities(
             prob = torch.flip(prob, axes) if axes else prob
             total = prob if total is None else total + prob
     assert total is not None, "sliding_window_probabilities needs at least one model"
-    return (total / (len(models) * len(flips)))[0].float()
+    return (total / (len(models) * len(flips)))[0]
 
 
 def predict_case(
@@ -80,6 +84,7 @@ def predict_case(
     output: str | os.PathLike[str],
     patch: Sequence[int],
     settings: Mapping[str, Any],
+    num_classes: int,
     batch_size: int = 2,
     device: torch.device | None = None,
     amp: torch.dtype | None = None,
@@ -89,6 +94,7 @@ def predict_case(
     Args:
         settings: the experiment's ``inference`` section (overlap, mirror, mirror_axes,
             save_probabilities).
+        num_classes: output channels of the models (sets the stitching dtype).
     Returns:
         The written label map (numpy order, uint8).
     """
@@ -97,14 +103,25 @@ def predict_case(
     folder = Path(folder)
     properties = load_properties(folder)
     image = np.load(folder / "image.npy", mmap_mode="r")
+    out_dtype = stitch_dtype(image.shape[1:], num_classes)
     prob = sliding_window_probabilities(
-        models, image, patch, settings["overlap"], settings["mirror"], batch_size, device, amp, settings.get("mirror_axes")
+        models, image, patch, settings["overlap"], settings["mirror"], batch_size, device, amp, settings.get("mirror_axes"), out_dtype
     )
-    labels = restore_probabilities((prob[k].numpy() for k in range(prob.shape[0])), properties)
+    labels = restore_probabilities((prob[k].float().numpy() for k in range(prob.shape[0])), properties)
     write_image(labels, Geometry.from_dict(properties["original_geometry"]), output)
     if settings.get("save_probabilities"):
         write_probabilities(prob, properties, probabilities_path(output))
     return labels
+
+
+#: Above this many bytes of float32 class probabilities, stitch in float16 instead.
+FLOAT32_STITCH_LIMIT = 2 * 1024**3
+
+
+def stitch_dtype(shape: Sequence[int], num_classes: int) -> torch.dtype:
+    """float32 for the stitched probabilities, float16 when they would exceed
+    :data:`FLOAT32_STITCH_LIMIT` (e.g. 14 classes on a 512x512x300 volume: 4.4 GB)."""
+    return torch.float16 if 4 * num_classes * int(np.prod(shape)) > FLOAT32_STITCH_LIMIT else torch.float32
 
 
 def probabilities_path(output: str | os.PathLike[str]) -> Path:
@@ -125,7 +142,7 @@ def write_probabilities(prob: torch.Tensor, properties: Mapping[str, Any], path:
     out = np.zeros((prob.shape[0], *original.shape_numpy), dtype=np.float16)
     out[0] = 1.0
     for k in range(prob.shape[0]):
-        out[k][box] = resample_array(prob[k].numpy(), resampled, cropped, "linear").astype(np.float16)
+        out[k][box] = resample_array(prob[k].float().numpy(), resampled, cropped, "linear").astype(np.float16)
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, probabilities=out)
 

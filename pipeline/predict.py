@@ -125,7 +125,7 @@ def predict_folder(model_dir: str | os.PathLike[str], source: str | os.PathLike[
             continue
         with tempfile.TemporaryDirectory(prefix=f"predict_{case}_") as tmp:
             preprocess_case(case, [str(f) for f in files], None, plan, tmp)
-            predict_case(models, tmp, target, plan["patch_size"], inference, plan["batch_size"], device, amp)
+            predict_case(models, tmp, target, plan["patch_size"], inference, len(plan["labels"]), plan["batch_size"], device, amp)
         log.info("wrote %s", target)
         written.append(target)
     return written

@@ -125,6 +125,17 @@ def train(config: Mapping[str, Any], experiment: str, fold: int, plans: str | os
     folds = _read_json(splits)
     if fold >= len(folds):
         raise ValueError(f"fold {fold} does not exist: the splits file {splits} has {len(folds)} folds")
+    task = config["experiments"][experiment]["task"]
+    if task == "landmarks":
+        from pipeline.landmarks.train import train_landmarks_fold
+
+        train_landmarks_fold(experiment, config["experiments"][experiment], _read_json(plans), folds[fold], preprocessed, fold_dir, config)
+        return
+    if task == "denoise":
+        from pipeline.denoise.train import train_denoise_fold
+
+        train_denoise_fold(experiment, config["experiments"][experiment], _read_json(plans), folds[fold], preprocessed, fold_dir)
+        return
     train_fold(experiment, config["experiments"][experiment], _read_json(plans), folds[fold], preprocessed, fold_dir)
 
 
@@ -159,7 +170,7 @@ def predict(config: Mapping[str, Any], experiment: str, checkpoints: Sequence[st
     device = select_device()
     models, plan_data = load_models(checkpoints, device)
     settings = config["experiments"][experiment]["inference"]
-    predict_case(models, preprocessed_case, output, plan_data["patch_size"], settings, plan_data["batch_size"], device, inference_dtype(device, settings["fast"]))
+    predict_case(models, preprocessed_case, output, plan_data["patch_size"], settings, len(plan_data["labels"]), plan_data["batch_size"], device, inference_dtype(device, settings["fast"]))
 
 
 def conventions(config: Mapping[str, Any]) -> Any:

@@ -18,6 +18,10 @@ def test_target_spacing_median_and_anisotropic_coarse_axis():
     assert target_spacing(iso) == [1.0, 1.0, 1.0]
     aniso = np.array([[0.8, 0.8, 5.0]] * 5 + [[0.8, 0.8, 3.0]] * 5)
     assert target_spacing(aniso)[2] == pytest.approx(3.0)
+    few_slices = np.array([[30, 512, 512]] * 10)  # numpy order: 30 slices of 512 x 512
+    assert target_spacing(aniso, few_slices)[2] == pytest.approx(3.0)
+    many_slices = np.array([[400, 512, 512]] * 10)  # the coarse axis has many voxels: keep the median
+    assert target_spacing(aniso, many_slices)[2] == pytest.approx(4.0)
 
 
 def test_patch_size_respects_budget_and_multiples():
@@ -94,3 +98,71 @@ def test_inverse_after_resampling_recovers_the_label(tmp_path):
 
 def test_nonzero_box_of_empty_image_is_full_extent():
     assert nonzero_box(np.zeros((1, 3, 4))) == ((0, 3), (0, 4))
+
+
+def test_coarse_axis_is_resampled_apart_for_anisotropic_data():
+    from pipeline.preprocessing.resample import coarse_axis, grid_for_spacing, resample_array, resample_label
+
+    eye = tuple(np.eye(3).ravel())
+    source = Geometry(size=(40, 30, 12), spacing=(0.8, 0.8, 2.5), origin=(1.0, 2.0, 3.0), direction=eye)
+    target = grid_for_spacing(source, (1.25, 1.25, 1.25))
+    assert coarse_axis(source, target) == 2
+    assert coarse_axis(source, grid_for_spacing(source, (0.8, 0.8, 1.0))) == 2  # the source decides first
+    iso = Geometry(size=(10, 10, 10), spacing=(1.0, 1.0, 2.0), origin=(0.0,) * 3, direction=eye)
+    assert coarse_axis(iso, grid_for_spacing(iso, (1.0, 1.0, 1.0))) is None
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=source.shape_numpy).astype(np.float32)
+    label = rng.integers(0, 3, size=source.shape_numpy).astype(np.uint8)
+    # Nearest along the coarse axis copies whole slices: the slice at z = 2.5 mm * k of the
+    # in-plane-resampled volume is the in-plane resampling of slice k.
+    up = resample_array(image, source, target, "linear", coarse="nearest")
+    inplane = resample_array(image, source, Geometry(size=(*target.size[:2], 12), spacing=(1.25, 1.25, 2.5), origin=source.origin, direction=eye), "linear")
+    for k in range(12):
+        assert np.array_equal(up[int(round(k * 2.5 / 1.25))], inplane[k])
+    joint = resample_array(image, source, target, "linear")
+    assert not np.allclose(up, joint)
+    labels_up = resample_label(label, source, target, "linear_onehot", 3, coarse="nearest")
+    assert labels_up.shape == target.shape_numpy and set(np.unique(labels_up)) <= {0, 1, 2}
+    reference = resample_label(label, source, target, "linear_onehot", 3, coarse="nearest", method="simpleitk")
+    assert np.mean(labels_up[:, :-1, :-1] == reference[:, :-1, :-1]) > 0.99
+    assert resample_label(label, source, target, "linear_onehot", 3, coarse="linear").shape == target.shape_numpy
+
+
+def test_normalise_zscore_inside_the_nonzero_mask_and_ct_clip():
+    from pipeline.preprocessing.preprocess import normalise
+
+    channel = np.zeros((30, 40), np.float32)
+    channel[5:25, 5:35] = np.random.default_rng(0).normal(100, 20, (20, 30))
+    out = normalise(channel, {"scheme": "zscore_nonzero"})
+    inside = out[channel != 0]
+    assert abs(inside.mean()) < 1e-5 and abs(inside.std() - 1) < 1e-4 and np.all(out[channel == 0] == 0)
+    ct = normalise(np.array([-2000.0, 0.0, 3000.0], np.float32), {"scheme": "ct", "clip": [-1000, 1000], "mean": 0.0, "std": 500.0})
+    assert ct.dtype == np.float32 and ct.tolist() == [-2.0, 0.0, 2.0]
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "linear", "bspline"])
+@pytest.mark.parametrize("spacing", [(1.3, 0.45, 2.0), (0.5, 0.5, 0.5), (2.0, 2.0, 1.0)])
+def test_separable_resampling_equals_simpleitk(interpolation, spacing):
+    from pipeline.preprocessing.resample import grid_for_spacing, resample_array, resample_label
+
+    rng = np.random.default_rng(1)
+    source = Geometry(size=(23, 17, 11), spacing=(0.9, 1.1, 1.5), origin=(5.0, -3.0, 2.0), direction=DIRECTION)
+    target = grid_for_spacing(source, spacing)
+    array = rng.normal(size=source.shape_numpy).astype(np.float32)
+    fast = resample_array(array, source, target, interpolation)
+    reference = resample_array(array, source, target, interpolation, method="simpleitk")
+    assert fast.shape == reference.shape == target.shape_numpy and fast.dtype == reference.dtype
+    # Compared inside the source's extent (beyond its last voxel centre the separable
+    # resampler repeats the edge value; SimpleITK extrapolates its kernel there) and away
+    # from exact nearest-neighbour ties, which float rounding breaks either way.
+    inside = np.ones(target.shape_numpy, dtype=bool)
+    for axis, (n_in, n_out, s, t) in enumerate(zip(source.shape_numpy, target.shape_numpy, reversed(source.spacing), reversed(target.spacing))):
+        position = np.arange(n_out) * t / s
+        keep = (position <= n_in - 1) & (np.abs(position % 1 - 0.5) > 1e-6)
+        inside &= keep.reshape([-1 if a == axis else 1 for a in range(3)])
+    assert inside.mean() > 0.6
+    assert np.allclose(fast[inside], reference[inside], atol=1e-4)
+    label = rng.integers(0, 3, size=source.shape_numpy).astype(np.uint8)
+    fast = resample_label(label, source, target, "linear_onehot", 3)
+    reference = resample_label(label, source, target, "linear_onehot", 3, method="simpleitk")
+    assert np.mean(fast[inside] == reference[inside]) > 0.995  # differences only at exact ties of float sums

@@ -89,3 +89,12 @@ def test_predict_target_segments_new_images_on_their_own_grid(finished_run):
     labels, geometry = read_image(finished_run / "results/predict/tiny/scan_a.nii.gz")
     _, expected = read_image(source)
     assert geometry.mismatch(expected, 1e-6) is None and labels.max() <= 2
+
+
+def test_snakemake_report_bundles_the_reports(finished_run):
+    """``snakemake --report`` works on a finished run and the comparison page exists."""
+    assert "tiny.html" in (finished_run / "reports/index.html").read_text()
+    result = run_snakemake(finished_run, "--report", "reports/report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = (finished_run / "reports/report.html").read_text()
+    assert "per-class summary" in page and "experiments compared" in page

@@ -79,6 +79,13 @@ def _random_transform(template: sitk.Image, rng: np.random.Generator) -> sitk.Tr
     return sitk.CompositeTransform([affine, bspline])
 
 
+def case_transform(index: int, seed: int = 0) -> sitk.Transform:
+    """The transform :func:`make_case` uses for case ``index``: case (output-grid) points ->
+    template points, in mm (ITK/LPS), as ``sitk.Resample`` uses it (same seeded draws)."""
+    rng = np.random.default_rng([seed, index])
+    return _random_transform(sitk.ReadImage(str(template_path("t1"))), rng)
+
+
 def _bias_field(shape: tuple[int, ...], rng: np.random.Generator, strength: float = 0.15) -> np.ndarray:
     """A smooth multiplicative field around 1: exp of a random low-order polynomial."""
     grids = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in shape], indexing="ij")

@@ -128,7 +128,8 @@ def fill_config(config: MutableMapping[str, Any]) -> None:
     path = dataset["dataset_json"]
     info = load_dataset_json(path)
     if "channels" not in dataset:
-        dataset["channels"] = [{"name": n, "modality": channel_modality(str(v))} for n, v in zip(channel_names(info, path), [info["channel_names"][k] for k in sorted(info["channel_names"], key=int)])]
+        raw = [str(info["channel_names"][k]) for k in sorted(info["channel_names"], key=int)]
+        dataset["channels"] = [{"name": name, "modality": channel_modality(value)} for name, value in zip(channel_names(info, path), raw)]
     if "labels" not in dataset:
         dataset["labels"] = label_map(info, path)
 

@@ -17,16 +17,27 @@ ANISOTROPY_RATIO = 3.0
 PATCH_MULTIPLE = 16
 
 
-def target_spacing(spacings: np.ndarray) -> list[float]:
+def target_spacing(spacings: np.ndarray, shapes: np.ndarray | None = None) -> list[float]:
     """Median spacing per axis; for anisotropic data the coarse axis from the 10th percentile.
+
+    As nnU-Net: the coarse axis gets the 10th percentile of its spacings (not below the
+    finer axes' spacing) when its median spacing is more than :data:`ANISOTROPY_RATIO`
+    times the others' and, where ``shapes`` are given, its median voxel count is also
+    less than 1/:data:`ANISOTROPY_RATIO` of the others' (a coarse axis with many voxels
+    keeps the median).
 
     Args:
         spacings: ``(cases, dims)`` spacings in mm, ITK order.
+        shapes: ``(cases, dims)`` voxel counts in numpy order, or None.
     """
     target = np.median(spacings, axis=0)
     coarse = int(np.argmax(target))
     others = np.delete(target, coarse)
-    if target[coarse] > ANISOTROPY_RATIO * others.max():
+    anisotropic = target[coarse] > ANISOTROPY_RATIO * others.max()
+    if shapes is not None and anisotropic:
+        sizes = np.median(np.asarray(shapes, dtype=float)[:, ::-1], axis=0)  # ITK order
+        anisotropic = sizes[coarse] * ANISOTROPY_RATIO < np.delete(sizes, coarse).min()
+    if anisotropic:
         target[coarse] = max(np.percentile(spacings[:, coarse], 10), others.max())
     return target.tolist()
 
@@ -85,7 +96,7 @@ def make_plan(fingerprint: Mapping[str, Any], config: Mapping[str, Any]) -> dict
     """Derive the plan from the fingerprint and the ``plan``/``dataset`` config sections."""
     settings = config["plan"]
     spacings = np.asarray(fingerprint["spacings"], dtype=float)
-    spacing = list(settings["target_spacing"]) if settings["target_spacing"] else target_spacing(spacings)
+    spacing = list(settings["target_spacing"]) if settings["target_spacing"] else target_spacing(spacings, np.asarray(fingerprint["shapes"]))
     if len(spacing) != spacings.shape[1]:
         raise ValueError(f"plan.target_spacing has {len(spacing)} values, the images have {spacings.shape[1]} dimensions")
     shapes = np.asarray(fingerprint["shapes"], dtype=float)

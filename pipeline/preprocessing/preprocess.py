@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.atomic import atomic_path, write_json
-from pipeline.io.check import load_case
+from pipeline.io.check import class_voxel_counts, load_case
 from pipeline.io.images import Geometry
 from pipeline.preprocessing.resample import grid_for_spacing, resample_array, resample_label
 
@@ -53,22 +53,43 @@ def cropped_geometry(geometry: Geometry, box: Sequence[tuple[int, int]]) -> Geom
 
 
 def normalise(channel: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
-    """Normalise one channel (float32, any layout) as the plan says.
+    """Normalise one channel (float32, any layout) as the plan says; returns a new float32 array.
 
     ``ct``: clip to the dataset's foreground 0.5/99.5 percentiles, z-score with dataset
     mean/std. ``zscore_nonzero``: z-score with this image's statistics inside its nonzero
-    voxels; voxels outside stay 0.
+    voxels; voxels outside stay 0. Memory: the output plus a boolean mask.
     """
     if settings["scheme"] == "ct":
         low, high = settings["clip"]
-        return ((np.clip(channel, low, high) - settings["mean"]) / max(settings["std"], 1e-8)).astype(np.float32)
+        out = np.clip(channel, low, high).astype(np.float32, copy=False)
+        out -= np.float32(settings["mean"])
+        out /= np.float32(max(settings["std"], 1e-8))
+        return out
     mask = channel != 0
     if not mask.any():
         return np.zeros_like(channel, dtype=np.float32)
-    values = channel[mask]
-    out = np.zeros_like(channel, dtype=np.float32)
-    out[mask] = (values - values.mean()) / max(float(values.std()), 1e-8)
+    mean, std = _masked_mean_std(channel, mask)
+    out = channel.astype(np.float32, copy=True)
+    out -= np.float32(mean)
+    out /= np.float32(max(std, 1e-8))
+    out[~mask] = 0.0
     return out
+
+
+def _masked_mean_std(channel: np.ndarray, mask: np.ndarray, chunk: int = 1 << 22) -> tuple[float, float]:
+    """Mean and standard deviation of ``channel[mask]`` in float64, chunk by chunk."""
+    flat, where = channel.reshape(-1), mask.reshape(-1)
+    count, total = 0, 0.0
+    for start in range(0, flat.size, chunk):
+        values = flat[start : start + chunk][where[start : start + chunk]].astype(np.float64)
+        count += values.size
+        total += float(values.sum())
+    mean = total / count
+    squares = 0.0
+    for start in range(0, flat.size, chunk):
+        values = flat[start : start + chunk][where[start : start + chunk]].astype(np.float64) - mean
+        squares += float(np.dot(values, values))
+    return mean, float(np.sqrt(squares / count))
 
 
 def class_locations(label: np.ndarray, num_classes: int, seed: int) -> dict[str, list[list[int]]]:
@@ -87,13 +108,19 @@ def preprocess_case(case: str, channel_paths: Sequence[str], label_path: str | N
     """Preprocess a case into ``out_dir`` (see the module docstring); return its properties."""
     image, label, geometry = load_case(case, channel_paths, label_path, plan["dimensions"], tolerance)
     settings = plan["preprocessing"]
+    coarse = settings.get("coarse_axis_interpolation")  # plans written before this key: all axes together
     box = nonzero_box(image) if settings["crop_to_nonzero"] else tuple((0, n) for n in image.shape[1:])
     crop = (slice(None), *(slice(a, b) for a, b in box))
-    image = image[crop]
     cropped = cropped_geometry(geometry, box)
-    image = np.stack([normalise(c, plan["normalisation"][name]) for c, name in zip(image, plan["channels"])])
     target = grid_for_spacing(cropped, plan["target_spacing"])
-    image = np.stack([resample_array(c, cropped, target, settings["image_interpolation"]) for c in image]).astype(np.float32)
+    # Channel by channel, so that memory holds the input, one channel in work and the output.
+    resampled = np.empty((image.shape[0], *target.shape_numpy), dtype=np.float32)
+    for index, name in enumerate(plan["channels"]):
+        channel = normalise(image[index][crop[1:]], plan["normalisation"][name])
+        resampled[index] = resample_array(channel, cropped, target, settings["image_interpolation"], coarse=coarse)
+        del channel
+    del image
+    image = resampled
     num_classes = len(plan["labels"])
     properties: dict[str, Any] = {
         "case": case,
@@ -107,9 +134,9 @@ def preprocess_case(case: str, channel_paths: Sequence[str], label_path: str | N
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if label is not None:
-        label = resample_label(label[crop[1:]], cropped, target, settings["label_interpolation"], num_classes).astype(np.uint8)
+        label = resample_label(label[crop[1:]], cropped, target, settings["label_interpolation"], num_classes, coarse=coarse).astype(np.uint8, copy=False)
         properties["class_locations"] = class_locations(label, num_classes, seed=len(case))
-        properties["class_counts"] = np.bincount(label.ravel(), minlength=num_classes).tolist()
+        properties["class_counts"] = np.pad(class_voxel_counts(label), (0, num_classes))[:num_classes].tolist()
         with atomic_path(out / "label.npy", suffix=".npy") as tmp:
             np.save(tmp, label)
     with atomic_path(out / "image.npy", suffix=".npy") as tmp:

@@ -136,6 +136,10 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
 
     torch.manual_seed(settings["seed"])
     net = make_model(arch).to(device, memory_format=memory_format(arch["spatial_dims"], device))
+    if experiment.get("init_from"):  # pretrained weights (e.g. a denoising autoencoder), by name and shape
+        from pipeline.denoise.pretrain import load_pretrained
+
+        load_pretrained(net, experiment, fold_dir)
     model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None) if context.distributed else net
     loss_settings = {k: v for k, v in experiment["loss"].items() if k != "name"}
     loss_fn = build_loss(experiment["loss"]["name"], resolve_class_weights(experiment, plan), **loss_settings).to(device)
@@ -163,6 +167,10 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
             "best_score": best, "log": rows, "architecture": arch, "experiment": dict(experiment),
             "plan": dict(plan), "versions": versions(), "seed": settings["seed"],
         }
+
+    def best_state(epoch: int, score: float) -> dict[str, Any]:
+        """What prediction needs: weights, architecture, plan and the experiment's settings."""
+        return {"model": net.state_dict(), "architecture": arch, "epoch": epoch, "val_dice_mean": score, "plan": dict(plan), "experiment": dict(experiment), "versions": versions()}
 
     augment = build_augmentation(settings["augmentation"], arch["spatial_dims"])
     dataset = BatchDataset([Path(preprocessed) / c for c in split["train"]], patch, batch, settings["foreground_fraction"], settings["seed"], augment, stream=context.rank)
@@ -203,7 +211,7 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
                     row["val_dice_mean"] = score
                     if score > best:
                         best = score
-                        save_checkpoint(work / "best.pt", {"model": net.state_dict(), "architecture": arch, "epoch": epoch, "val_dice_mean": score, "plan": dict(plan), "versions": versions()})
+                        save_checkpoint(work / "best.pt", best_state(epoch, score))
                 rows.append(row)
                 log.info("%s %s epoch %d/%d loss %.4f %s", name, fold_dir.name, epoch, settings["epochs"], row["train_loss"], " ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("val_")))
                 epoch_losses, tic = [], time.perf_counter()
@@ -225,7 +233,7 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
     if not context.is_main:
         return pd.DataFrame(rows)
     if not (work / "best.pt").exists():
-        save_checkpoint(work / "best.pt", {"model": net.state_dict(), "architecture": arch, "epoch": settings["epochs"], "val_dice_mean": best, "plan": dict(plan), "versions": versions()})
+        save_checkpoint(work / "best.pt", best_state(settings["epochs"], best))
     # Copy first, move the resume state last: a kill in between leaves work/ intact.
     for source, target in ((work / "log.tsv", fold_dir / "log.tsv"), (work / "best.pt", fold_dir / "best.pt")):
         with atomic_path(target, suffix=target.suffix) as tmp:

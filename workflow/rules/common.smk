@@ -42,6 +42,8 @@ CASES = dataset_table(config)
 TRAIN_CASES = list(CASES.index[CASES["split"] == "train"])
 TEST_CASES = list(CASES.index[CASES["split"] == "test"])
 EXPERIMENTS = list(config["experiments"])
+# Experiments compared in reports/index.html (landmark and denoising ones have their own pages).
+SEGMENTATION_EXPERIMENTS = [e for e in EXPERIMENTS if config["experiments"][e]["task"] == "segmentation"]
 CHANNELS = [c["name"] for c in config["dataset"]["channels"]]
 if not TEST_CASES:
     raise WorkflowError(
@@ -114,3 +116,26 @@ def predict_targets(wildcards):
         raise WorkflowError(f"predict.experiment {settings['experiment']!r} is not one of the experiments {EXPERIMENTS}")
     return [f"results/predict/{settings['experiment']}/{c}{PREDICT_ENDING}" for c in PREDICT_INPUTS]
 
+
+# Landmark detection and denoising experiments (workflow/rules/landmarks.smk, denoise.smk).
+LANDMARK_EXPERIMENTS = [e for e in EXPERIMENTS if config["experiments"][e]["task"] == "landmarks"]
+DENOISE_EXPERIMENTS = [e for e in EXPERIMENTS if config["experiments"][e]["task"] == "denoise"]
+LANDMARK_TABLE = config["dataset"]["landmarks"]
+PIPELINE_LANDMARKS = f"{PIPELINE}.landmarks"
+PIPELINE_DENOISE = f"{PIPELINE}.denoise"
+
+
+def landmark_table_input(wildcards):
+    """The landmark table, for the train rule of a landmark experiment."""
+    if config["experiments"][wildcards.experiment]["task"] != "landmarks":
+        return []
+    return [LANDMARK_TABLE]
+
+
+def pretrained_checkpoint(wildcards):
+    """best.pt of the lowest trained fold of the experiment named by init_from (or nothing)."""
+    source = config["experiments"][wildcards.experiment]["init_from"]
+    if not source:
+        return []
+    fold = min(config["experiments"][source]["training"]["folds"])
+    return [f"results/models/{source}/fold_{fold}/best.pt"]

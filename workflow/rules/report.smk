@@ -1,7 +1,14 @@
 # Reports: one self-contained HTML file per experiment, and reports/index.html comparing them.
 
+if "index" in EXPERIMENTS:
+    raise WorkflowError(
+        "an experiment may not be called 'index': reports/index.html compares the experiments"
+    )
+
 
 rule report:
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
     input:
         per_case="results/evaluation/{experiment}/per_case.tsv",
         summary="results/evaluation/{experiment}/summary.tsv",
@@ -40,10 +47,12 @@ rule report:
 rule compare:
     input:
         per_case=expand(
-            "results/evaluation/{experiment}/per_case.tsv", experiment=EXPERIMENTS
+            "results/evaluation/{experiment}/per_case.tsv",
+            experiment=SEGMENTATION_EXPERIMENTS,
         ),
         summaries=expand(
-            "results/evaluation/{experiment}/summary.tsv", experiment=EXPERIMENTS
+            "results/evaluation/{experiment}/summary.tsv",
+            experiment=SEGMENTATION_EXPERIMENTS,
         ),
     output:
         report(
@@ -55,7 +64,7 @@ rule compare:
     params:
         config=CONFIG_JSON,
         pipeline=PIPELINE,
-        experiments=EXPERIMENTS,
+        experiments=SEGMENTATION_EXPERIMENTS,
     conda:
         "../../environment.yml"
     log:

@@ -6,6 +6,8 @@ rule train:
         plans="results/plans/plans.json",
         splits="results/plans/splits.json",
         cases=expand("results/preprocessed/{case}/properties.json", case=TRAIN_CASES),
+        pretrained=pretrained_checkpoint,
+        landmarks=landmark_table_input,
     output:
         best="results/models/{experiment}/fold_{fold}/best.pt",
         last="results/models/{experiment}/fold_{fold}/last.pt",
@@ -24,8 +26,10 @@ rule train:
     resources:
         gpu=1,
         mem_mb=8000,
+    # exec: no shell in between, so a SIGTERM from SLURM reaches the training, and the job
+    # ends only once its checkpoint is written.
     shell:
-        "{params.pipeline} train --config {params.config:q} --threads {threads} --experiment {wildcards.experiment:q} "
-        "--fold {wildcards.fold} --plan {input.plans:q} --splits {input.splits:q} "
+        "exec env {params.pipeline} train --config {params.config:q} --threads {threads} --experiment {wildcards.experiment:q} "
+        "--fold {wildcards.fold} --processes {resources.gpu} --plan {input.plans:q} --splits {input.splits:q} "
         "--preprocessed results/preprocessed --fold-dir results/models/{wildcards.experiment:q}/fold_{wildcards.fold} "
         "2> {log:q}"
