@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -10,6 +10,8 @@
 # CUDA device and the code runs on the CPU), at least 8 CPUs and 64 GiB
 # (SlurmdParameters=config_overrides lets a smaller machine claim that; nothing enforces
 # the limits here). EnforcePartLimits=ALL makes a request beyond the node fail at once.
+# No accounting database: Snakemake polls job states with squeue, and MinJobAge=3600 keeps
+# finished jobs visible to it (and to `scontrol show job`) for an hour.
 # Env: SEGPIPE_SLURM_PARTITION (debug), SEGPIPE_SLURM_CPUS (max(nproc, 8)),
 #      SEGPIPE_SLURM_MEM_MB (max(90% of RAM, 65536)).
 set -euo pipefail

@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         config = load_config(args.config)
         run(args, config)
-    except (PipelineError, ValueError, KeyError, FileNotFoundError) as err:
+    except (PipelineError, ValueError, KeyError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         log.error("%s failed: %s", args.stage, message)
         print(f"error: {message}", file=sys.stderr)

@@ -44,6 +44,10 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, final)
+    except OSError as err:  # e.g. a full disk: say which output could not be written
+        tmp.unlink(missing_ok=True)
+        reason = err.strerror or f"{err} (a full disk or a file-size limit?)"
+        raise OSError(err.errno, f"could not write {final}: {reason}") from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -73,4 +73,6 @@ def render() -> str:
 
 
 if __name__ == "__main__":
-    print(render(), end="")
+    import sys
+
+    sys.stdout.buffer.write(render().encode("utf-8"))

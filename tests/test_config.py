@@ -51,4 +51,4 @@ def test_shipped_config_is_valid_and_yaml_errors_name_the_file(tmp_path):
 def test_config_readme_documents_every_key_of_the_schema():
     from pipeline.config_docs import render
 
-    assert (REPO / "config" / "README.md").read_text() == render(), "regenerate: python -m pipeline.config_docs > config/README.md"
+    assert (REPO / "config" / "README.md").read_text(encoding="utf-8") == render(), "regenerate: python -m pipeline.config_docs > config/README.md"

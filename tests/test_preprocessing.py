@@ -166,3 +166,13 @@ def test_separable_resampling_equals_simpleitk(interpolation, spacing):
     fast = resample_label(label, source, target, "linear_onehot", 3)
     reference = resample_label(label, source, target, "linear_onehot", 3, method="simpleitk")
     assert np.mean(fast[inside] == reference[inside]) > 0.995  # differences only at exact ties of float sums
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 16, 17, 40])
+def test_bspline_prefilter_matches_scipy_mirror_mode(n):
+    from scipy.ndimage import spline_filter1d
+
+    from pipeline.preprocessing.separable import bspline_prefilter
+
+    x = np.random.default_rng(n).normal(size=(n, 7)).astype(np.float32)
+    assert np.allclose(bspline_prefilter(x.copy()), spline_filter1d(x.astype(np.float64), order=3, axis=0, mode="mirror"), atol=1e-5)

@@ -38,7 +38,7 @@ def cluster_args() -> list[str]:
     The command line replaces the profile's default-resources whole, so they are the
     profile's own with the placeholders filled in: this cluster's partition, no account.
     """
-    defaults = yaml.safe_load((PROFILE / "config.yaml").read_text())["default-resources"]
+    defaults = yaml.safe_load((PROFILE / "config.yaml").read_text(encoding="utf-8"))["default-resources"]
     defaults = {**{k: v for k, v in defaults.items() if k != "slurm_account"}, "slurm_partition": PARTITION}
     return [
         "--default-resources", *(f"{k}={v}" for k, v in defaults.items()),
@@ -57,7 +57,7 @@ def snakemake_log(workdir: Path) -> str:
     """The text of the latest Snakemake log of ``workdir``."""
     logs = sorted((workdir / ".snakemake/log").glob("*.snakemake.log"))
     assert logs, f"no Snakemake log under {workdir}/.snakemake/log"
-    return logs[-1].read_text()
+    return logs[-1].read_text(encoding="utf-8")
 
 
 def slurm_state(job_id: str) -> str:
@@ -164,5 +164,5 @@ def test_job_beyond_the_node_fails_at_once_and_the_rest_finishes(tmp_path):
     assert "SLURM sbatch failed" in log and "Memory specification can not be satisfied" in log, log[-3000:]
     assert "Error in rule too_big" in log
     assert not (tmp_path / "too_big.txt").exists()
-    job_id = (tmp_path / "fits.txt").read_text().strip()
+    job_id = (tmp_path / "fits.txt").read_text(encoding="utf-8").strip()
     assert job_id.isdigit() and slurm_state(job_id) == "COMPLETED"

@@ -89,7 +89,7 @@ def test_training_writes_outputs_and_safe_checkpoints(reference_run):
     state = load_checkpoint(reference_run / "last.pt")
     assert state["iteration"] == 18 and state["architecture"]["num_classes"] == 3
     assert state["versions"]["torch"] == str(torch.__version__)
-    log = (reference_run / "log.tsv").read_text().splitlines()
+    log = (reference_run / "log.tsv").read_text(encoding="utf-8").splitlines()
     assert log[0].startswith("epoch\ttrain_loss") and len(log) == 7
     assert "val_dice_inner" in log[0]
 

@@ -51,7 +51,7 @@ def test_pipeline_writes_report_and_tables(finished_run):
     per_case = pd.read_csv(finished_run / "results/evaluation/tiny/per_case.tsv", sep="\t")
     assert set(per_case["case"]) == {"brain_004"}
     assert per_case["dice"].between(0, 1).all()
-    html = (finished_run / "reports/tiny.html").read_text()
+    html = (finished_run / "reports/tiny.html").read_text(encoding="utf-8")
     assert "brain_004" in html and "white_matter" in html
     log = pd.read_csv(finished_run / "results/models/tiny/fold_0/log.tsv", sep="\t")
     assert list(log["epoch"]) == [1, 2]
@@ -77,7 +77,7 @@ def test_predict_target_segments_new_images_on_their_own_grid(finished_run):
     source = finished_run / "results/demo/brain/images/brain_004.nii.gz"
     (new / "scan_a.nii.gz").write_bytes(source.read_bytes())
     config = finished_run / "config.yaml"
-    settings = yaml.safe_load(config.read_text())
+    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
     settings["predict"] = {"experiment": "tiny", "input": str(new)}
     config.write_text(yaml.safe_dump(settings))
     try:
@@ -93,8 +93,8 @@ def test_predict_target_segments_new_images_on_their_own_grid(finished_run):
 
 def test_snakemake_report_bundles_the_reports(finished_run):
     """``snakemake --report`` works on a finished run and the comparison page exists."""
-    assert "tiny.html" in (finished_run / "reports/index.html").read_text()
+    assert "tiny.html" in (finished_run / "reports/index.html").read_text(encoding="utf-8")
     result = run_snakemake(finished_run, "--report", "reports/report.html")
     assert result.returncode == 0, result.stderr[-3000:]
-    page = (finished_run / "reports/report.html").read_text()
+    page = (finished_run / "reports/report.html").read_text(encoding="utf-8")
     assert "per-class summary" in page and "experiments compared" in page

@@ -48,7 +48,7 @@ def denoise_image(models: Sequence[torch.nn.Module], image: np.ndarray, patch: S
 def evaluate_case(models: Sequence[torch.nn.Module], folder: str | os.PathLike[str], corruption: Mapping[str, Any], patch: Sequence[int], overlap: float, device: torch.device | None = None) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Scores of one preprocessed case; also returns the corrupted and the denoised image."""
     folder = Path(folder)
-    case = json.loads((folder / "properties.json").read_text())["case"]
+    case = json.loads((folder / "properties.json").read_text(encoding="utf-8"))["case"]
     clean = np.load(folder / "image.npy").astype(np.float32)
     noisy = corrupt(clean, corruption, np.random.default_rng(case_seed(case, corruption["eval_seed"])))
     out = denoise_image(models, noisy, patch, overlap, device=device)

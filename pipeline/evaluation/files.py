@@ -86,7 +86,7 @@ def labels_from_dataset_json(path: Path) -> dict[int, str]:
     """``{value: name}`` from an nnU-Net v2 ``dataset.json`` (``"labels": {"name": value}``)."""
     if not path.is_file():
         raise FileNotFoundError(f"dataset.json {path} does not exist.")
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     raw = data.get("labels") if isinstance(data, dict) else None
     if not isinstance(raw, dict) or not raw:
         raise ValueError(f"{path} has no 'labels' mapping like {{'background': 0, 'liver': 1}}.")

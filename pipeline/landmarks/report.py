@@ -140,6 +140,7 @@ def comparison_table(per_case: Mapping[str, pd.DataFrame], summaries: Mapping[st
     rows = []
     for name in names:
         row = {"experiment": name, **summaries[name].set_index("landmark").loc["all"].to_dict()}
+        row["n"] = int(row["n"])
         p = float("nan")
         if name != names[0]:
             pair = per_case[names[0]][key + ["radial_error_mm"]].merge(per_case[name][key + ["radial_error_mm"]], on=key)

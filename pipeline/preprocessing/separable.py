@@ -38,8 +38,13 @@ def bspline_prefilter(x: np.ndarray) -> np.ndarray:
         return x
     z = np.float32(POLE)
     tmp = np.empty_like(x[0])
-    horizon = min(n, 30)  # |z|^30 < 1e-17: the causal initial value, truncated
-    x[0] = np.tensordot((POLE ** np.arange(horizon)).astype(np.float32), x[:horizon], axes=1)
+    period = 2 * n - 2
+    if period <= 30:  # the exact causal initial value of the mirrored signal
+        powers = POLE ** np.arange(period) / (1.0 - POLE**period)
+        x[0] = np.tensordot(powers.astype(np.float32), x[_mirror(np.arange(period), n)], axes=1)
+    else:  # n >= 17, |z|^17 < 1e-9: the sum truncated
+        terms = min(n, 30)
+        x[0] = np.tensordot((POLE ** np.arange(terms)).astype(np.float32), x[:terms], axes=1)
     for k in range(1, n):  # causal pass
         np.multiply(x[k - 1], z, out=tmp)
         np.add(x[k], tmp, out=x[k])

@@ -55,7 +55,7 @@ def test_from_config_round_trip_and_unknown_keys():
 
 
 def test_schema_matches_dataclass():
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
     assert schema["type"] == "object" and schema["additionalProperties"] is False
     props = schema["properties"]
     fields = {f.name: f for f in dataclasses.fields(Conventions)}
@@ -69,7 +69,7 @@ def test_schema_matches_dataclass():
 
 def test_schema_validates_config_and_fills_defaults():
     jsonschema = pytest.importorskip("jsonschema")
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema)
     validator.validate({"surface_tolerance_mm": {"liver": 2, "default": 1}})
     assert not validator.is_valid({"empty_both": "zero"})

@@ -46,7 +46,7 @@ def test_folders_are_paired_read_with_spacing_and_written(tmp_path, make_label_m
     pd.testing.assert_frame_equal(got, direct, check_dtype=False)
     assert pd.read_csv(out, sep="\t")["hd"].to_numpy() == pytest.approx(per_case["hd"].to_numpy())
     assert len(pd.read_csv(tmp_path / "eval" / "metrics_summary.tsv", sep="\t")) == 3
-    assert json.loads((tmp_path / "eval" / "metrics_conventions.json").read_text()) == Conventions().as_dict()
+    assert json.loads((tmp_path / "eval" / "metrics_conventions.json").read_text(encoding="utf-8")) == Conventions().as_dict()
     assert (tmp_path / "eval" / "metrics_nnunet.tsv").exists()
     assert not [p for p in (tmp_path / "eval").iterdir() if p.name.endswith(".tmp")]
 
@@ -98,5 +98,5 @@ def test_command_line(tmp_path, make_label_map, make_perturbed):
     argv = [str(ref_dir), str(pred_dir), str(out), "--label", "1=liver", "--label", "2=tumour",
             "--set", "empty_both=nan", "--set", "surface_tolerance_mm=2"]  # fmt: skip
     assert main(argv) == 0
-    assert json.loads((tmp_path / "cli_conventions.json").read_text())["empty_both"] == "nan"
+    assert json.loads((tmp_path / "cli_conventions.json").read_text(encoding="utf-8"))["empty_both"] == "nan"
     assert pd.read_csv(out, sep="\t")["class"].tolist() == ["liver", "tumour"] * 2

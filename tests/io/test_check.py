@@ -81,10 +81,10 @@ def test_with_keep_going_a_bad_case_fails_alone(tiny_dataset, tmp_path):
     _break_cases(tiny_dataset)
     workdir = tmp_path / "run"
     workdir.mkdir()
-    (workdir / "config.yaml").write_text(_config(tmp_path, tiny_dataset).read_text())
+    (workdir / "config.yaml").write_text(_config(tmp_path, tiny_dataset).read_text(encoding="utf-8"))
     targets = [f"results/cases/c{i}/check.json" for i in range(4)]
     result = run_snakemake(workdir, "--cores", "2", "--keep-going", *targets, timeout=300)
     assert result.returncode != 0
     assert [(workdir / t).exists() for t in targets] == [False, True, False, True]
-    assert "label value(s) [7] are not declared" in (workdir / "logs/check_case/c0.log").read_text()
-    assert "does not exist" in (workdir / "logs/check_case/c2.log").read_text()
+    assert "label value(s) [7] are not declared" in (workdir / "logs/check_case/c0.log").read_text(encoding="utf-8")
+    assert "does not exist" in (workdir / "logs/check_case/c2.log").read_text(encoding="utf-8")

@@ -53,4 +53,4 @@ def test_two_channels_end_to_end(tmp_path):
     predicted, geometry = read_image(tmp_path / "c4.nii.gz", dtype=None)
     _, original = read_image(tmp_path / "t2_4.nii.gz")
     assert predicted.shape == original.shape_numpy and geometry.mismatch(original, 1e-4) is None
-    assert json.loads((tmp_path / "splits.json").read_text())[0]["val"]
+    assert json.loads((tmp_path / "splits.json").read_text(encoding="utf-8"))[0]["val"]

@@ -169,7 +169,7 @@ def test_bad_inputs_raise_clear_errors(logits, target, message) -> None:
 
 
 def test_schema_matches_the_code() -> None:
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
     props = schema["properties"]
     assert schema["additionalProperties"] is False
     assert props["name"]["enum"] == list(LOSS_NAMES)

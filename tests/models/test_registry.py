@@ -16,7 +16,7 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "model.s
 
 
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA.read_text())
+    return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
 
 
 def with_defaults(config: dict) -> dict:

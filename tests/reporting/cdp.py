@@ -54,8 +54,8 @@ class Browser:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"chromium exited with {self.process.returncode}: {self.process.stderr.read().decode()[-2000:]}")
-            if path.exists() and path.read_text().strip():
-                return int(path.read_text().split()[0])
+            if path.exists() and path.read_text(encoding="utf-8").strip():
+                return int(path.read_text(encoding="utf-8").split()[0])
             time.sleep(0.1)
         raise TimeoutError(f"chromium did not open its DevTools port within {self.timeout} s")
 

@@ -3,6 +3,7 @@ import json
 import os
 import shlex
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
@@ -57,14 +58,87 @@ wildcard_constraints:
     fold=r"\d+",
 
 
+def _group_graph_is_acyclic(dag):
+    """Whether the job graph with each job group contracted to one node has no cycle.
+
+    Then no group can depend on itself (the path that leaves a group and comes back would
+    be a cycle), for any grouping of connected components. Kahn's algorithm, O(jobs + edges).
+    """
+    node = lambda job: ("group", job.group) if job.group is not None else ("job", job)
+    edges, indegree = defaultdict(set), defaultdict(int)
+    for job, dependencies in list(dag.dependencies.items()):
+        target = node(job)
+        indegree[target] += 0
+        for dependency in dependencies:
+            source = node(dependency)
+            indegree[source] += 0
+            if source != target and target not in edges[source]:
+                edges[source].add(target)
+                indegree[target] += 1
+    ready = [n for n, d in indegree.items() if d == 0]
+    done = 0
+    while ready:
+        done += 1
+        for target in edges.get(ready.pop(), ()):
+            indegree[target] -= 1
+            if indegree[target] == 0:
+                ready.append(target)
+    return done == len(indegree)
+
+
+def _install_fast_group_checks():
+    """Skip Snakemake's per-job group checks when the group graph has no cycle.
+
+    Snakemake 9 validates groups by walking everything upstream of each grouped job, once
+    per member of its group (DAG.validate_group, DAG._check_groups): quadratic in the cohort,
+    minutes for 1,000 cases and most of an hour for 5,000 (benchmarks/bench_dag.py), even
+    locally, where groups are inactive. Where the contracted graph has a cycle, Snakemake's
+    own checks run unchanged and name the problem.
+    """
+    from snakemake.dag import DAG
+
+    names = ("update_groups", "validate_group", "_check_groups")
+    if getattr(DAG, "_segpipe_fast_group_checks", False) or not all(hasattr(DAG, n) for n in names):
+        return
+    update_groups, validate_group, check_groups = (getattr(DAG, n) for n in names)
+
+    def update(self):
+        self._segpipe_groups_acyclic = _group_graph_is_acyclic(self)
+        try:
+            update_groups(self)
+        finally:
+            self._segpipe_groups_acyclic = False
+
+    def validate(self, group):
+        if not self._segpipe_groups_acyclic:
+            validate_group(self, group)
+
+    def check(self):
+        if not self._segpipe_groups_acyclic:
+            check_groups(self)
+
+    DAG.update_groups, DAG.validate_group, DAG._check_groups = update, validate, check
+    DAG._segpipe_groups_acyclic = False
+    DAG._segpipe_fast_group_checks = True
+
+
+_install_fast_group_checks()
+
+
+# Files of each case, looked up once (a pandas row lookup per job adds up for thousands).
+_CASE_FILES = {
+    case: [*channels, *([label] if label else [])]
+    for case, label, *channels in zip(CASES.index, CASES["label"], *(CASES[c] for c in CHANNELS))
+}
+
+
 def case_files(wildcards):
     """Channel and label files of a case that exist (or that a demo rule makes).
 
     Missing user files are not declared, so the check rule fails for that case alone
     with a clear message instead of the whole DAG failing to build.
     """
-    row = CASES.loc[wildcards.case]
-    files = [row[c] for c in CHANNELS] + ([row["label"]] if row["label"] else [])
+    files = _CASE_FILES[wildcards.case]
     if DEMO:
         return files
     return [f for f in files if os.path.exists(f)]
@@ -86,8 +160,19 @@ def trained_fold_logs(wildcards):
 
 
 def experiment_settings(wildcards):
-    """The experiment's config (a params entry, so a change reruns its jobs)."""
-    return config["experiments"][wildcards.experiment]
+    """The experiment's config (a params entry, so a change reruns its jobs).
+
+    Settings of other tasks are left out, and a segmentation experiment without init_from
+    reads as it did before tasks existed, so adding them reruns nothing.
+    """
+    settings = dict(config["experiments"][wildcards.experiment])
+    for task in ("landmarks", "denoise"):
+        if settings["task"] != task:
+            settings.pop(task)
+    if settings["task"] == "segmentation" and not settings["init_from"]:
+        for key in ("task", "init_from", "init_part"):
+            settings.pop(key)
+    return settings
 
 
 def _predict_inputs():

@@ -50,7 +50,11 @@ rule check_case:
     params:
         config=CONFIG_JSON,
         pipeline=PIPELINE,
-        dataset=config["dataset"],
+        dataset={
+            k: v
+            for k, v in config["dataset"].items()
+            if k not in ("landmarks", "landmark_names")
+        },
     conda:
         "../../environment.yml"
     log:
