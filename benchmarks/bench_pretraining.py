@@ -116,7 +116,10 @@ def main() -> None:
                 train_fold("seg", seg, plan, {"train": labelled, "val": []}, "results/preprocessed", fold_dir)
                 dice = test_dice(fold_dir, test_cases, plan)
                 rows.append({"labelled": n, "seed": seed, "init": init, "dice_gm": dice[0], "dice_wm": dice[1], "dice_mean": dice.mean(), "seconds": time.perf_counter() - tic})
-                print(pd.DataFrame(rows[-1:]).round(4).to_string(index=False, header=len(rows) == 1), flush=True)
+                if len(rows) == 1:
+                    print(f"{'labelled':>8} {'seed':>4} {'init':>8} {'dice_gm':>8} {'dice_wm':>8} {'mean':>8} {'seconds':>8}")
+                r = rows[-1]
+                print(f"{n:>8} {seed:>4} {init:>8} {r['dice_gm']:8.4f} {r['dice_wm']:8.4f} {r['dice_mean']:8.4f} {r['seconds']:8.1f}", flush=True)
     frame = pd.DataFrame(rows)
     print("\nmean test Dice over seeds (gray/white matter mean):")
     print(frame.pivot_table(index="labelled", columns="init", values="dice_mean").round(4).to_string())

@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, nargs="+", help="image files and/or folders of images")
     p.add_argument("--output", required=True, help="folder for the predictions")
     p.add_argument("--folds", type=int, nargs="+", help="folds to ensemble (default: all in the folder)")
+    p = stage("evaluate", "score any predictions against references (files or folders paired by name), no config needed", config=False)
+    p.add_argument("--reference", required=True, help="reference label map file or folder")
+    p.add_argument("--prediction", required=True, help="predicted label map file or folder")
+    p.add_argument("--output", required=True, help="per-case TSV; the summary goes to <stem>_summary.tsv")
+    p.add_argument("--labels", nargs="+", default=[], metavar="VALUE=NAME", help="class names, e.g. 1=liver 2=tumour")
+    p.add_argument("--dataset-json", help="take the class names from an nnU-Net/MSD dataset.json")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="evaluation conventions (keys of the evaluation: config section)")
+    p.add_argument("--nnunet-compatible", action="store_true", help="also write <stem>_nnunet.tsv, Dice as nnU-Net's summary computes it")
     p = stage("evaluate-case", "per-class metrics of one predicted case")
     p.add_argument("--case", required=True)
     p.add_argument("--prediction", required=True)
@@ -108,6 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         index = argv.index("--processes")
         return relaunch_with_torchrun(args.processes, argv[:index] + argv[index + 2 :])
     try:
+        if args.stage == "evaluate":
+            from pipeline.evaluation.__main__ import main as evaluate_main
+
+            forwarded = [args.reference, args.prediction, args.output]
+            forwarded += [f"--label={item}" for item in args.labels] + [f"--set={item}" for item in args.set]
+            forwarded += (["--dataset-json", args.dataset_json] if args.dataset_json else []) + (["--nnunet-compatible"] if args.nnunet_compatible else [])
+            return evaluate_main(forwarded)
         if args.stage == "predict":
             from pipeline.predict import predict_folder
 
