@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from pipeline.atomic import atomic_path, write_tsv
+from pipeline.errors import PipelineError
 from pipeline.training.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from pipeline.training.device import amp_dtype, autocast
 from pipeline.training.loop import TrainingInterrupted, _StopFlag, versions
@@ -52,6 +53,8 @@ def run_training(
     Raises:
         TrainingInterrupted: after SIGTERM/SIGUSR1, once the checkpoint is written.
     """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise PipelineError(f"training of {name}: data-parallel training (--processes > 1) supports task segmentation only; use one process")
     fold_dir, work = Path(fold_dir), Path(fold_dir) / "work"
     work.mkdir(parents=True, exist_ok=True)
     amp = amp_dtype(device, settings["amp"])
