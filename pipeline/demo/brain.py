@@ -15,10 +15,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import SimpleITK as sitk
 
-from pipeline.atomic import write_tsv
+from pipeline.demo import write_demo_manifest
 from pipeline.io.images import Geometry, write_image
 
 TEMPLATE = "mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz"
@@ -132,12 +131,4 @@ def make_case(index: int, image_path: str | os.PathLike[str], label_path: str | 
 
 def write_manifest(path: str | os.PathLike[str], splits: dict[str, str]) -> None:
     """Write the demo manifest (``case``, ``t1``, ``label``, ``split``), paths relative to it."""
-    frame = pd.DataFrame(
-        {
-            "case": list(splits),
-            CHANNEL: [f"images/{c}.nii.gz" for c in splits],
-            "label": [f"labels/{c}.nii.gz" for c in splits],
-            "split": list(splits.values()),
-        }
-    )
-    write_tsv(path, frame)
+    write_demo_manifest(path, splits, CHANNEL)

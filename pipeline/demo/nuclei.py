@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.atomic import write_tsv
+from pipeline.demo import write_demo_manifest
 from pipeline.io.images import Geometry, read_image, write_image
 
 SOURCE = {"image": "stardist/data/images/img2d.tif", "mask": "stardist/data/images/mask2d.tif"}
@@ -105,12 +105,4 @@ def make_case(case: str, image_path: str | os.PathLike[str], label_path: str | o
 
 def write_manifest(path: str | os.PathLike[str], splits: Mapping[str, str]) -> None:
     """Write the demo manifest (``case``, ``fluorescence``, ``label``, ``split``), paths relative to it."""
-    frame = pd.DataFrame(
-        {
-            "case": list(splits),
-            CHANNEL: [f"images/{c}.nii.gz" for c in splits],
-            "label": [f"labels/{c}.nii.gz" for c in splits],
-            "split": list(splits.values()),
-        }
-    )
-    write_tsv(path, frame)
+    write_demo_manifest(path, splits, CHANNEL)
