@@ -109,9 +109,9 @@ def predict_folder(model_dir: str | os.PathLike[str], source: str | os.PathLike[
 
     device = device or select_device()
     checkpoints = fold_checkpoints(model_dir, folds)
-    models, plan = load_models(checkpoints, device)
     experiment = load_checkpoint(checkpoints[0]).get("experiment", {})
-    inference = {"overlap": 0.5, "mirror": False, "fast": True, **experiment.get("inference", {})}
+    inference = {"overlap": 0.5, "mirror": False, "fast": True, "compile": False, **experiment.get("inference", {})}
+    models, plan = load_models(checkpoints, device, inference["fast"], inference["compile"])
     amp = inference_dtype(device, inference["fast"])
     cases = collect_inputs(source, len(plan["channels"]))
     out_dir = Path(output)

@@ -145,17 +145,26 @@ def inference_folds(config: Mapping[str, Any], experiment: str) -> list[int]:
     return list(settings["inference"]["folds"] or settings["training"]["folds"])
 
 
-def load_models(checkpoints: Sequence[str | os.PathLike[str]], device: Any = None) -> tuple[list[Any], dict[str, Any]]:
-    """Build the networks of ``checkpoints`` (eval mode) and return them with their plan."""
+def load_models(checkpoints: Sequence[str | os.PathLike[str]], device: Any = None, fast: bool = False, compile: bool = False) -> tuple[list[Any], dict[str, Any]]:
+    """Build the networks of ``checkpoints`` (eval mode) and return them with their plan.
+
+    ``fast`` puts them in channels-last memory on CUDA; ``compile`` wraps them in
+    ``torch.compile``.
+    """
+    import torch
+
     from pipeline.training.checkpoint import load_checkpoint, load_model_weights
+    from pipeline.training.device import maybe_compile, memory_format
     from pipeline.training.loop import make_model
 
+    device = torch.device(device or "cpu")
     models, plan_data = [], None
     for path in checkpoints:
         state = load_checkpoint(path)
         model = make_model(state["architecture"])
         load_model_weights(model, state, path, state["architecture"])
-        models.append(model.to(device or "cpu").eval())
+        layout = memory_format(state["architecture"]["spatial_dims"], device) if fast else torch.contiguous_format
+        models.append(maybe_compile(model.to(device, memory_format=layout).eval(), compile))
         plan_data = plan_data or state["plan"]
     if plan_data is None:
         raise ValueError("no checkpoint given to predict with")
@@ -168,8 +177,8 @@ def predict(config: Mapping[str, Any], experiment: str, checkpoints: Sequence[st
     from pipeline.training.device import inference_dtype, select_device
 
     device = select_device()
-    models, plan_data = load_models(checkpoints, device)
     settings = config["experiments"][experiment]["inference"]
+    models, plan_data = load_models(checkpoints, device, settings["fast"], settings["compile"])
     predict_case(models, preprocessed_case, output, plan_data["patch_size"], settings, len(plan_data["labels"]), plan_data["batch_size"], device, inference_dtype(device, settings["fast"]))
 
 

@@ -83,3 +83,17 @@ def test_multichannel_inputs_use_nnunet_naming(tmp_path):
         collect_inputs(tmp_path, 2)
     (tmp_path / "b_0000.nii.gz").unlink()
     assert list(collect_inputs(tmp_path, 2)) == ["a"]
+
+
+def test_compiled_models_predict_the_same_probabilities(model_folder):
+    """inference.compile: torch.compile'd networks give the eager networks' probabilities."""
+    from pipeline.stages import load_models
+
+    checkpoints = sorted(model_folder.glob("fold_*/best.pt"))
+    eager, plan = load_models(checkpoints)
+    compiled, _ = load_models(checkpoints, compile=True)
+    assert type(compiled[0]) is not type(eager[0])
+    image, _ = blob_case(shape=(10, 13, 11))
+    image = image[None].astype(np.float32)
+    expected = sliding_window_probabilities(eager, image, plan["patch_size"], overlap=0.5)
+    torch.testing.assert_close(sliding_window_probabilities(compiled, image, plan["patch_size"], overlap=0.5), expected, rtol=1e-4, atol=1e-5)

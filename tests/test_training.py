@@ -157,3 +157,72 @@ def test_two_data_parallel_processes_agree_on_the_weights(prepared):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "all 2 data-parallel replicas hold identical weights" in result.stderr
     assert load_checkpoint(fold_dir / "last.pt")["iteration"] == 18
+
+
+def test_progress_bar_in_a_terminal_plain_lines_in_a_log_file(prepared, reference_run):
+    """A terminal on stderr gets a redrawn bar; a log file (as a rule's) gets only plain lines."""
+    import pty
+
+    fold_dir = prepared / "tty"
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(train_command(prepared, fold_dir), stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert process.wait(timeout=300) == 0
+    terminal = b"".join(chunks).decode("utf-8", "replace")
+    assert "\r" in terminal and "18/18 100%" in terminal and "it/s" in terminal
+    assert "epoch 6/6" in terminal  # the per-epoch lines still show
+
+    logged = prepared / "logged.log"
+    with logged.open("w", encoding="utf-8") as handle:
+        subprocess.run(train_command(prepared, prepared / "logged"), stdout=subprocess.DEVNULL, stderr=handle, timeout=300, check=True)
+    text = logged.read_text(encoding="utf-8")
+    assert "epoch 6/6" in text and "\r" not in text and "it/s" not in text
+
+
+def test_progress_bar_text():
+    import io
+
+    from pipeline.training.progress import ProgressBar, format_seconds
+
+    stream = io.StringIO()
+    bar = ProgressBar(200, start=50, stream=stream, label="unet fold_0", force=True)
+    assert bar.line(50).startswith("unet fold_0 [") and "50/200  25%" in bar.line(50)
+    bar.update(200, loss=0.25)
+    assert "200/200 100% loss 0.2500" in stream.getvalue()
+    assert not ProgressBar(10, stream=io.StringIO()).enabled  # not a terminal
+    assert (format_seconds(45), format_seconds(192), format_seconds(3720)) == ("45s", "3m12s", "1h02m")
+
+
+def test_compiled_training_reaches_the_same_weights(prepared, reference_run, tmp_path):
+    """training.compile: torch.compile (Inductor, here on the CPU) trains the same network."""
+    import copy
+
+    config = copy.deepcopy(CONFIG)
+    config["experiments"]["e"]["training"]["compile"] = True
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    command = train_command(prepared, tmp_path / "fold")
+    command[command.index("--config") + 1] = str(tmp_path / "config.yaml")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "torch.compile" in result.stderr
+    expected = load_checkpoint(reference_run / "last.pt")["model"]
+    for key, value in load_checkpoint(tmp_path / "fold" / "last.pt")["model"].items():
+        torch.testing.assert_close(value, expected[key], rtol=1e-3, atol=1e-4)
+
+
+def test_loader_workers_auto_uses_processes_only_on_cuda():
+    from pipeline.training.device import loader_workers
+
+    assert loader_workers("auto", torch.device("cpu")) == 0
+    assert 1 <= loader_workers("auto", torch.device("cuda")) <= 8
+    assert loader_workers(3, torch.device("cpu")) == 3

@@ -25,7 +25,7 @@ import torch
 from pipeline.atomic import atomic_path, write_tsv
 from pipeline.errors import PipelineError
 from pipeline.training.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
-from pipeline.training.device import amp_dtype, autocast
+from pipeline.training.device import amp_dtype, autocast, loader_workers
 from pipeline.training.loop import TrainingInterrupted, _StopFlag, versions
 from pipeline.training.schedule import build_optimizer, build_scheduler
 
@@ -85,7 +85,7 @@ def run_training(
         save_checkpoint(work / "best.pt", {"model": net.state_dict(), "architecture": dict(arch), "epoch": epoch, "val_score": score, "versions": versions(), **extra})
 
     loader = torch.utils.data.DataLoader(
-        batches, batch_size=None, sampler=range(start, total), num_workers=settings["num_workers"],
+        batches, batch_size=None, sampler=range(start, total), num_workers=loader_workers(settings["num_workers"], device),
         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(settings["seed"]),
     )
     ipe = settings["iterations_per_epoch"]

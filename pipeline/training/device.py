@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 
 import torch
@@ -60,3 +61,38 @@ def memory_format(spatial_dims: int, device: torch.device) -> torch.memory_forma
     if device.type != "cuda":
         return torch.contiguous_format
     return torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
+
+
+def maybe_compile(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+    """``torch.compile(model)`` when ``enabled``, else ``model`` unchanged.
+
+    The compiled module shares its parameters with ``model``, so checkpoints keep being
+    written from (and loaded into) the plain module. The first batches of each input
+    shape are slow while Inductor compiles (it needs a C++ compiler on the CPU and
+    Triton on CUDA); it pays off over long training runs and large cohorts. Random ops
+    fall back to eager ones, so a seeded run draws the same dropout masks either way.
+    """
+    if not enabled:
+        return model
+    import torch._inductor.config
+
+    # Random ops (dropout) as in eager mode: the same seeds give the same run, compiled or not.
+    torch._inductor.config.fallback_random = True
+    log.info("compiling the network with torch.compile (the first iterations are slow)")
+    return torch.compile(model)  # type: ignore[return-value]
+
+
+def loader_workers(setting: int | str, device: torch.device) -> int:
+    """Data-loading worker processes for ``training.num_workers``.
+
+    ``auto``: none on the CPU (the network uses every core, and a batch is drawn in a few
+    milliseconds next to a training step of seconds), on CUDA one per CPU core the process
+    may use, keeping one for the training process, at most 8, so the GPU is not kept
+    waiting. Batches are a function of the iteration, so the count never changes results.
+    """
+    if setting != "auto":
+        return int(setting)
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, cores - 1))

@@ -33,7 +33,8 @@ from pipeline.models import build_model
 from pipeline.training.augment import build_augmentation
 from pipeline.training import distributed
 from pipeline.training.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
-from pipeline.training.device import amp_dtype, autocast, memory_format, select_device
+from pipeline.training.device import amp_dtype, autocast, loader_workers, maybe_compile, memory_format, select_device
+from pipeline.training.progress import ProgressBar
 from pipeline.training.sampling import BatchDataset, PreprocessedCase
 from pipeline.training.schedule import build_optimizer, build_scheduler
 
@@ -141,6 +142,7 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
 
         load_pretrained(net, experiment, fold_dir)
     model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None) if context.distributed else net
+    model = maybe_compile(model, settings["compile"])
     loss_settings = {k: v for k, v in experiment["loss"].items() if k != "name"}
     loss_fn = build_loss(experiment["loss"]["name"], resolve_class_weights(experiment, plan), **loss_settings).to(device)
     optimizer = build_optimizer(model.parameters(), settings)
@@ -178,13 +180,14 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
     # A generator of its own: creating the loader's iterator must not draw from the global
     # torch RNG (dropout), or a resumed run would diverge from an uninterrupted one.
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, sampler=range(start, total), num_workers=settings["num_workers"],
+        dataset, batch_size=None, sampler=range(start, total), num_workers=loader_workers(settings["num_workers"], device),
         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(settings["seed"]),
     )
     ipe = settings["iterations_per_epoch"]
     model.train()
     epoch_losses: list[float] = []
     tic = time.perf_counter()
+    bar = ProgressBar(total, start, label=f"{name} {fold_dir.name}") if context.is_main else None
     with _StopFlag() as stop:
         for iteration, data in zip(range(start, total), loader):
             x = data["image"].to(device, non_blocking=True, memory_format=memory_format(arch["spatial_dims"], device))
@@ -201,6 +204,8 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
             scheduler.step()
             epoch_losses.append(float(loss.detach()))
             done = iteration + 1
+            if bar:
+                bar.update(done, epoch_losses[-1])
             if done % ipe == 0:
                 epoch = done // ipe
                 row: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(epoch_losses)), "learning_rate": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - tic, 3)}
@@ -213,6 +218,8 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
                         best = score
                         save_checkpoint(work / "best.pt", best_state(epoch, score))
                 rows.append(row)
+                if bar:
+                    bar.clear()
                 log.info("%s %s epoch %d/%d loss %.4f %s", name, fold_dir.name, epoch, settings["epochs"], row["train_loss"], " ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("val_")))
                 epoch_losses, tic = [], time.perf_counter()
                 if context.is_main:
@@ -221,10 +228,14 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
                         save_checkpoint(resume, checkpoint_state(done))
                 distributed.barrier(context)
             if stop.signal is not None:
+                if bar:
+                    bar.close()
                 if context.is_main:
                     save_checkpoint(resume, checkpoint_state(done))
                 distributed.teardown(context)
                 raise TrainingInterrupted(f"training of {name} {fold_dir.name} stopped by signal {stop.signal} at iteration {done}/{total}; checkpoint saved to {resume}, rerun to resume")
+    if bar:
+        bar.close()
     if not distributed.replicas_agree(net, context):
         raise PipelineError(f"training of {name} {fold_dir.name}: the data-parallel replicas hold different weights")
     if context.distributed:
