@@ -11,7 +11,8 @@ in one process so the ratios share the machine's load):
 then, in a subprocess, the peak memory (ru_maxrss) of predicting a 512x512x300 volume with
 14 classes from the preprocessed input to the written NIfTI.
 
-    python benchmarks/bench_inference.py [--repeats 3] [--small] [--mirror] [--skip-memory]
+    python benchmarks/bench_inference.py [--repeats 3] [--small] [--mirror] [--skip-memory | --memory-only]
+                                         [--checkpoint best.pt --case results/preprocessed/<case>]
 """
 
 from __future__ import annotations
@@ -111,6 +112,13 @@ def speed(args: argparse.Namespace) -> None:
         k = p_real.shape[0]
         agreement = dice_per_class(p_real_fast.argmax(0).numpy(), p_real.argmax(0).numpy(), k)
         print(f"  trained model {args.checkpoint} on {args.case}: Dice fast vs fp32 per class {[round(d, 5) for d in agreement]}")
+        if (Path(args.case) / "label.npy").exists():
+            reference = np.load(Path(args.case) / "label.npy")
+            reference = reference.reshape(p_real.shape[1:])  # (1, *spatial) or (*spatial)
+            d32 = dice_per_class(p_real.argmax(0).numpy(), reference, k)
+            dfast = dice_per_class(p_real_fast.argmax(0).numpy(), reference, k)
+            print(f"  Dice against the reference labels per class: fp32 {[round(d, 5) for d in d32]}, fast {[round(d, 5) for d in dfast]}, "
+                  f"largest difference {max(abs(a - b) for a, b in zip(d32, dfast)):.5f}")
     if args.mirror:
         dice_m = dice_per_class(pmfast.argmax(0).numpy(), pm32.argmax(0).numpy(), 3)
         print(f"  the same with mirroring: {[round(d, 5) for d in dice_m]}")
@@ -121,14 +129,24 @@ import json, resource, sys, numpy as np, torch
 from pathlib import Path
 from pipeline.inference import predict_case
 from pipeline.io.images import Geometry
-out = Path(sys.argv[1]); shape = tuple(json.loads(sys.argv[2])); k = int(sys.argv[3])
+out = Path(sys.argv[1]); shape = tuple(json.loads(sys.argv[2])); k = int(sys.argv[3]); stitcher = sys.argv[4]
 torch.manual_seed(0)
 model = torch.nn.Conv3d(1, k, 1).eval()
 geo = Geometry(size=shape[::-1], spacing=(0.8, 0.8, 1.5), origin=(0.0, 0.0, 0.0), direction=(1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))
 props = {"original_geometry": geo.to_dict(), "cropped_geometry": geo.to_dict(), "resampled_geometry": geo.to_dict(), "crop_box": [[0, s] for s in shape]}
 (out / "case").mkdir()
-np.save(out / "case" / "image.npy", np.random.default_rng(0).normal(size=(1, *shape)).astype(np.float32))
+np.save(out / "case" / "image.npy", np.random.default_rng(0).standard_normal(size=(1, *shape), dtype=np.float32))
 (out / "case" / "properties.json").write_text(json.dumps(props))
+if stitcher == "monai":  # the same prediction with MONAI's inferer doing the stitching
+    import pipeline.inference as inference
+    from monai.inferers import sliding_window_inference
+
+    def monai_probabilities(models, image, patch, overlap=0.5, mirror=False, batch_size=2, device=None, amp=None, mirror_axes=None, out_dtype=torch.float32):
+        with torch.no_grad():
+            x = torch.from_numpy(np.asarray(image, dtype=np.float32))[None]
+            return sliding_window_inference(x, list(patch), batch_size, lambda w: torch.softmax(models[0](w), 1).to(out_dtype), overlap=overlap, mode="gaussian")[0]
+
+    inference.sliding_window_probabilities = monai_probabilities
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 predict_case([model], out / "case", out / "pred.nii.gz", [128, 128, 128], {"overlap": 0.25, "mirror": False}, k, batch_size=1)
 print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "before_mb": before / 1024}))
@@ -136,14 +154,19 @@ print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
 
 
 def memory(args: argparse.Namespace) -> None:
+    """Peak memory of predict_case on a CT-sized volume, ours and with MONAI's stitching."""
     shape = [100, 128, 128] if args.small else [300, 512, 512]
-    with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, tmp, json.dumps(shape), "14"], capture_output=True, text=True, check=False)
-    if result.returncode:
-        print(result.stderr[-2000:])
-        return
-    data = json.loads(result.stdout.strip().splitlines()[-1])
-    print(f"peak memory predicting {shape} with 14 classes (preprocessed input to written NIfTI): {data['peak_mb']:.0f} MB (process before: {data['before_mb']:.0f} MB)")
+    for stitcher in ("ours", "monai"):
+        with tempfile.TemporaryDirectory() as tmp:
+            tic = time.perf_counter()
+            result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, tmp, json.dumps(shape), "14", stitcher], capture_output=True, text=True, check=False)
+            seconds = time.perf_counter() - tic
+        if result.returncode:
+            print(result.stderr[-2000:])
+            continue
+        data = json.loads(result.stdout.strip().splitlines()[-1])
+        print(f"peak memory predicting {shape} with 14 classes (preprocessed input to written NIfTI), {stitcher} stitching: "
+              f"{data['peak_mb']:.0f} MB (process before predicting: {data['before_mb']:.0f} MB), {seconds:.0f} s")
 
 
 def main() -> None:
@@ -154,8 +177,10 @@ def main() -> None:
     parser.add_argument("--mirror", action="store_true", help="also time 8-fold mirroring (8x longer)")
     parser.add_argument("--checkpoint", help="a trained best.pt: also compare fast and fp32 predictions of it ...")
     parser.add_argument("--case", help="... on this preprocessed case folder")
+    parser.add_argument("--memory-only", action="store_true", help="only the peak-memory measurement")
     args = parser.parse_args()
-    speed(args)
+    if not args.memory_only:
+        speed(args)
     if not args.skip_memory:
         memory(args)
 

@@ -97,3 +97,21 @@ def test_compiled_models_predict_the_same_probabilities(model_folder):
     image = image[None].astype(np.float32)
     expected = sliding_window_probabilities(eager, image, plan["patch_size"], overlap=0.5)
     torch.testing.assert_close(sliding_window_probabilities(compiled, image, plan["patch_size"], overlap=0.5), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(10, 13, 11), (5, 20, 8)])
+def test_stitching_equals_monais_sliding_window_inference(shape):
+    """Same windows, weights and padding as MONAI's inferer, with an ensemble of two folds."""
+    from monai.inferers import sliding_window_inference
+
+    image = np.random.default_rng(3).normal(size=(1, *shape)).astype(np.float32)
+    torch.manual_seed(0)
+    models = [torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv3d(4, 3, 3, padding=1)).eval() for _ in range(2)]
+    ours = sliding_window_probabilities(models, image, [8, 8, 8], overlap=0.5)
+    with torch.no_grad():
+        expected = sum(sliding_window_inference(torch.from_numpy(image)[None], [8, 8, 8], 2, lambda w, m=m: torch.softmax(m(w), 1), overlap=0.5, mode="gaussian")[0] for m in models) / 2
+    assert ours.shape == (3, *shape)
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)
+    half = sliding_window_probabilities(models, image, [8, 8, 8], overlap=0.5, out_dtype=torch.float16)
+    assert half.dtype == torch.float16
+    torch.testing.assert_close(half.float(), expected, rtol=0, atol=2e-3)

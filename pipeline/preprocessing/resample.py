@@ -175,12 +175,12 @@ def argmax_resampled(channels: Iterable[np.ndarray] | np.ndarray, source: Geomet
         return argmax_separable(channels, target.shape_numpy, ratios, orders)
     best = best_value = None
     for k, channel in enumerate(channels):
-        if source == target:
-            value = np.array(channel, dtype=np.float32)
+        if source == target:  # no copy: only the first class is copied, to keep the maxima
+            value = np.asarray(channel, dtype=np.float32)
         else:
             value = _resample(np.asarray(channel), source, target, "linear", 0.0)
         if best is None:
-            best_value = value
+            best_value = value.copy() if source == target else value
             best = np.zeros(value.shape, dtype=np.uint8)
             continue
         if k == 256:
