@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipeline.atomic import write_json, write_tsv
 from pipeline.config import label_names
+from pipeline.errors import PipelineError
 from pipeline.io.manifest import dataset_table
 
 log = logging.getLogger(__name__)
@@ -171,15 +172,20 @@ def load_models(checkpoints: Sequence[str | os.PathLike[str]], device: Any = Non
     return models, plan_data
 
 
-def predict(config: Mapping[str, Any], experiment: str, checkpoints: Sequence[str], preprocessed_case: str | os.PathLike[str], output: str | os.PathLike[str]) -> None:
-    """Predict one preprocessed case with the fold ensemble; write it on the original grid."""
+def predict(config: Mapping[str, Any], experiment: str, checkpoints: Sequence[str], case_dirs: Sequence[str | os.PathLike[str]], outputs: Sequence[str | os.PathLike[str]]) -> None:
+    """Predict preprocessed cases with the fold ensemble, loaded once; write each on its
+    original grid (``outputs[i]`` for ``case_dirs[i]``)."""
     from pipeline.inference import predict_case
     from pipeline.training.device import inference_dtype, select_device
 
+    if len(case_dirs) != len(outputs):
+        raise PipelineError(f"predict-case: {len(case_dirs)} case folder(s) but {len(outputs)} output(s); give one output per case folder")
     device = select_device()
     settings = config["experiments"][experiment]["inference"]
     models, plan_data = load_models(checkpoints, device, settings["fast"], settings["compile"])
-    predict_case(models, preprocessed_case, output, plan_data["patch_size"], settings, len(plan_data["labels"]), plan_data["batch_size"], device, inference_dtype(device, settings["fast"]))
+    for case_dir, output in zip(case_dirs, outputs):
+        predict_case(models, case_dir, output, plan_data["patch_size"], settings, len(plan_data["labels"]), plan_data["batch_size"], device, inference_dtype(device, settings["fast"]))
+        log.info("wrote %s", output)
 
 
 def conventions(config: Mapping[str, Any]) -> Any:

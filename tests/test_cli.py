@@ -34,3 +34,10 @@ def test_evaluate_scores_a_folder_of_predictions(tmp_path):
     table = pd.read_csv(tmp_path / "out.tsv", sep="\t")
     assert table.loc[0, "class"] == "organ" and table.loc[0, "dice"] == pytest.approx(2 * 64 / (96 + 64))
     assert (tmp_path / "out_summary.tsv").exists() and (tmp_path / "out_nnunet.tsv").exists()
+
+
+def test_predict_case_needs_one_output_per_case_folder(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text("dataset: {manifest: m.tsv, labels: {0: bg, 1: fg}}\nexperiments: {e: {model: {name: unet}}}\n", encoding="utf-8")
+    code = main(["predict-case", "--config", str(config), "--experiment", "e", "--checkpoints", "x.pt", "--case-dir", "a", "b", "--output", "a.nii.gz"])
+    assert code == 1 and "2 case folder(s) but 1 output(s)" in capsys.readouterr().err

@@ -106,11 +106,13 @@ def test_every_job_goes_through_sbatch(demo_on_slurm):
 
 def test_per_case_rules_run_as_one_job_per_group(demo_on_slurm):
     log = snakemake_log(demo_on_slurm)
-    # 5 cases: demo_case + check_case of all of them, then preprocess_case of all of
-    # them, then predict_case + evaluate_case of the test case, each in one SLURM job.
+    # demo_case + check_case of all cases, then preprocess_case of all of them, then the
+    # prediction of the test cases (one job for both) + evaluate_case, each in one SLURM job.
     assert sorted(re.findall(r"Group job (\w+)", log)) == ["check_cases", "predict_cases", "preprocess_cases"]
     finished = re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", log)
-    assert finished.count("check_case") == 5 and finished.count("preprocess_case") == 5
+    n = TINY["demo"]["cases"]
+    assert finished.count("check_case") == n and finished.count("preprocess_case") == n
+    assert finished.count("predict_cases_0") == 1 and finished.count("evaluate_case") == TINY["demo"]["test_cases"]
 
 
 def test_gpu_rules_ask_slurm_for_a_gpu_and_training_for_a_signal(demo_on_slurm):

@@ -18,12 +18,13 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 TINY = {
     "dataset": {"demo": "brain", "channels": [{"name": "t1", "modality": "mri"}], "labels": {0: "background", 1: "gray_matter", 2: "white_matter"}},
-    "demo": {"cases": 5, "test_cases": 1, "spacing_mm": 4.0},
+    "demo": {"cases": 6, "test_cases": 2, "spacing_mm": 4.0},
     "plan": {"folds": 2, "patch_size": [16, 16, 16], "batch_size": 2},
     "experiments": {
         "tiny": {
             "model": {"name": "unet", "channels": [4, 8]},
             "training": {"epochs": 2, "iterations_per_epoch": 2, "validate_every": 1, "augmentation": {"affine_prob": 0.5}},
+            "inference": {"cases_per_job": 2},  # both test cases in one prediction job
         }
     },
 }
@@ -49,7 +50,10 @@ def test_pipeline_writes_report_and_tables(finished_run):
     summary = pd.read_csv(finished_run / "results/evaluation/tiny/summary.tsv", sep="\t")
     assert {"gray_matter", "white_matter", "mean_foreground"} <= set(summary["class"])
     per_case = pd.read_csv(finished_run / "results/evaluation/tiny/per_case.tsv", sep="\t")
-    assert set(per_case["case"]) == {"brain_004"}
+    assert set(per_case["case"]) == {"brain_004", "brain_005"}
+    # inference.cases_per_job 2: one job predicted both test cases, loading the models once
+    assert (finished_run / "logs/predict_cases/tiny/chunk_0.log").exists()
+    assert not (finished_run / "logs/predict_case").exists()
     assert per_case["dice"].between(0, 1).all()
     html = (finished_run / "reports/tiny.html").read_text(encoding="utf-8")
     assert "brain_004" in html and "white_matter" in html

@@ -49,7 +49,7 @@ def test_two_channels_end_to_end(tmp_path):
     stages.train(config, "e", 0, tmp_path / "plans.json", tmp_path / "splits.json", tmp_path / "pre", tmp_path / "fold_0")
     state = torch.load(tmp_path / "fold_0" / "best.pt", map_location="cpu", weights_only=True)
     assert state["architecture"]["in_channels"] == 2
-    stages.predict(config, "e", [str(tmp_path / "fold_0" / "best.pt")], tmp_path / "pre" / "c4", tmp_path / "c4.nii.gz")
+    stages.predict(config, "e", [str(tmp_path / "fold_0" / "best.pt")], [tmp_path / "pre" / "c4"], [tmp_path / "c4.nii.gz"])
     predicted, geometry = read_image(tmp_path / "c4.nii.gz", dtype=None)
     _, original = read_image(tmp_path / "t2_4.nii.gz")
     assert predicted.shape == original.shape_numpy and geometry.mismatch(original, 1e-4) is None

@@ -1,10 +1,12 @@
 # Shared set-up: validate the config (defaults filled in), list cases and experiments.
 import json
 import os
+import re
 import shlex
 import sys
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, workflow.basedir)
 
@@ -142,6 +144,21 @@ def case_files(wildcards):
     if DEMO:
         return files
     return [f for f in files if os.path.exists(f)]
+
+
+def _prediction_chunks():
+    """(experiment, [test cases]) of every prediction job that handles several cases."""
+    chunks = []
+    for experiment in SEGMENTATION_EXPERIMENTS:
+        size = config["experiments"][experiment]["inference"]["cases_per_job"]
+        if size > 1:
+            chunks += [(experiment, TEST_CASES[i : i + size]) for i in range(0, len(TEST_CASES), size)]
+    return chunks
+
+
+PREDICTION_CHUNKS = _prediction_chunks()
+# Experiments predicted one case per job (the rule predict_case); "(?!)" matches nothing.
+UNBATCHED_PATTERN = "|".join(re.escape(e) for e in EXPERIMENTS if e not in {e for e, _ in PREDICTION_CHUNKS}) or "(?!)"
 
 
 def fold_checkpoints(wildcards):
