@@ -134,7 +134,8 @@ def preprocess_case(case: str, channel_paths: Sequence[str], label_path: str | N
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if label is not None:
-        label = resample_label(label[crop[1:]], cropped, target, settings["label_interpolation"], num_classes, coarse=coarse).astype(np.uint8, copy=False)
+        label_coarse = settings.get("label_coarse_axis_interpolation", coarse)  # older plans: as the image
+        label = resample_label(label[crop[1:]], cropped, target, settings["label_interpolation"], num_classes, coarse=label_coarse).astype(np.uint8, copy=False)
         properties["class_locations"] = class_locations(label, num_classes, seed=len(case))
         properties["class_counts"] = np.pad(class_voxel_counts(label), (0, num_classes))[:num_classes].tolist()
         with atomic_path(out / "label.npy", suffix=".npy") as tmp:
