@@ -9,8 +9,15 @@ as TSV. Run from the repository root:
     python benchmarks/bench_models.py --small    # 2x1x64x64 and 1x1x32^3, seconds
     python benchmarks/bench_models.py --shape3d 1 1 64 64 64 --repeats 2 --tsv bench.tsv
 
-segmentation_models_pytorch is not compared: it needs torchvision, which does not install beside
-this torch build.
+Where segmentation_models_pytorch imports, its 2D DeepLabV3Plus (ResNet-34 and ResNet-18
+encoders, random weights) is timed as well. It needs torchvision, which does not import beside
+the CPU torch 2.13.0 of this project; run the script from a separate environment instead:
+
+    python -m venv /tmp/smpvenv
+    /tmp/smpvenv/bin/pip install torch==2.14.1 torchvision==0.29.1 segmentation-models-pytorch monai
+    /tmp/smpvenv/bin/python benchmarks/bench_models.py --dims 2 --only deeplab
+
+The last column, train samples/s x parameters (M), compares speed per parameter.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from pipeline.losses import build_loss  # noqa: E402
 from pipeline.models import build_model  # noqa: E402
 
 NUM_CLASSES = 3
-ROW = "{:<4} {:<18} {:<32} {:>8} {:>10} {:>12} {:>10} {:>12}"
+ROW = "{:<4} {:<18} {:<32} {:>8} {:>10} {:>12} {:>10} {:>12} {:>14}"
 CHANNELS = (32, 64, 128, 256, 320)
 
 
@@ -44,6 +51,18 @@ def candidates(spatial_dims: int) -> dict[str, Callable[[], nn.Module]]:
         "deeplabv3plus (xception, b=16)": lambda: build_model("deeplabv3plus", spatial_dims, 1, NUM_CLASSES),
         "deeplabv3plus (resnet, b=32)": lambda: build_model(
             "deeplabv3plus", spatial_dims, 1, NUM_CLASSES, backbone="resnet", base_channels=32
+        ),
+        "deeplabv3plus (resnet, b=64)": lambda: build_model(
+            "deeplabv3plus", spatial_dims, 1, NUM_CLASSES, backbone="resnet", base_channels=64
+        ),
+        # smp's DeepLabV3Plus(resnet34) layout: ResNet-34 blocks, batch norm, 256-channel ASPP/decoder.
+        "deeplabv3plus (smp-like r34)": lambda: build_model(
+            "deeplabv3plus", spatial_dims, 1, NUM_CLASSES, backbone="resnet", base_channels=64,
+            resnet_blocks=[3, 4, 6, 3], decoder_channels=256, norm="batch", activation="relu",
+        ),
+        "deeplabv3plus (smp-like r34, sep.)": lambda: build_model(
+            "deeplabv3plus", spatial_dims, 1, NUM_CLASSES, backbone="resnet", base_channels=64,
+            resnet_blocks=[3, 4, 6, 3], decoder_channels=256, norm="batch", activation="relu", separable_head=True,
         ),
         "segnet": lambda: build_model("segnet", spatial_dims, 1, NUM_CLASSES),
     }
@@ -60,7 +79,18 @@ def candidates(spatial_dims: int) -> dict[str, Callable[[], nn.Module]]:
             spatial_dims, 1, NUM_CLASSES, channels=CHANNELS, strides=[2] * (len(CHANNELS) - 1), num_res_units=2, norm="instance",
         ),
     }
-    return ours | monai
+    others: dict[str, Callable[[], nn.Module]] = {}
+    if spatial_dims == 2:
+        try:
+            import segmentation_models_pytorch as smp
+        except ImportError:
+            smp = None
+        if smp is not None:
+            for encoder in ("resnet34", "resnet18"):
+                others[f"smp DeepLabV3Plus ({encoder})"] = lambda encoder=encoder: smp.DeepLabV3Plus(
+                    encoder_name=encoder, encoder_weights=None, in_channels=1, classes=NUM_CLASSES
+                )
+    return ours | monai | others
 
 
 def seconds_per_call(step: Callable[[], None], repeats: int) -> float:
@@ -116,11 +146,11 @@ def main(argv: list[str] | None = None) -> None:
         shapes[3] = tuple(args.shape3d)
     header = (
         "dims", "input", "model", "params_M",
-        "train_steps_per_s", "train_samples_per_s", "infer_batches_per_s", "infer_samples_per_s",
+        "train_steps_per_s", "train_samples_per_s", "infer_batches_per_s", "infer_samples_per_s", "train_samples_x_params",
     )
     rows = []
     print(f"torch {torch.__version__}, {args.threads} CPU threads, best of {args.repeats} calls after a warm-up", flush=True)
-    print(ROW.format(*header[:3], "params M", "train it/s", "train smp/s", "infer it/s", "infer smp/s"), flush=True)
+    print(ROW.format(*header[:3], "params M", "train it/s", "train smp/s", "infer it/s", "infer smp/s", "train smp/s*M"), flush=True)
     for dims in args.dims:
         shape = shapes[dims]
         for name, make in candidates(dims).items():
@@ -131,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
             train, infer = measure(model, shape, args.repeats)
             batch = shape[0]
             row = (dims, "x".join(map(str, shape)), name, f"{params:.2f}",
-                   f"{train:.3f}", f"{train * batch:.2f}", f"{infer:.3f}", f"{infer * batch:.2f}")
+                   f"{train:.3f}", f"{train * batch:.2f}", f"{infer:.3f}", f"{infer * batch:.2f}", f"{train * batch * params:.1f}")
             rows.append(row)
             print(ROW.format(*row), flush=True)
     if args.tsv:

@@ -4,10 +4,12 @@ Backbone (:mod:`pipeline.models.backbones`, Xception-style or ResNet) with atrou
 features are at ``output_stride`` (8 or 16) -> ASPP: a 1x1 branch, one 3x3 branch per rate in
 ``aspp_rates`` and image-level pooling, concatenated and projected by 1x1 -> decoder: upsample to the
 stride-4 low-level features, concatenate with their 1x1 reduction, two 3x3 conv-norm-act layers,
-1x1 classifier, (bi/tri)linear upsampling to the input size.
+1x1 classifier, (bi/tri)linear upsampling to the input size. With ``separable_head`` the 3x3
+convolutions of ASPP and decoder are depthwise-separable, as in the paper (cheaper; what
+segmentation_models_pytorch does).
 
-Widths scale with ``base_channels`` (b): ASPP and decoder use ``8 b`` channels (256 for b = 32, as in
-the paper), the low-level reduction ``max(8, 3 b / 2)`` (48 for b = 32). Layout: ``B C H W [D]``.
+Widths scale with ``base_channels`` (b): ASPP and decoder use ``decoder_channels`` or ``8 b`` channels
+(256 for b = 32, as in the paper), the low-level reduction ``max(8, 3 b / 2)`` (48 for b = 32). Layout: ``B C H W [D]``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from pipeline.models.backbones import ResNetBackbone, XceptionBackbone
+from pipeline.models.backbones import ResNetBackbone, SeparableConv, XceptionBackbone
 from pipeline.models.base import SegmentationModel
 from pipeline.models.layers import act_layer, check_dropout, choose, conv_norm_act, head, resize
 from monai.networks.layers.utils import get_act_layer
@@ -44,11 +46,14 @@ class ImagePooling(nn.Module):
 class ASPP(nn.Module):
     """Atrous spatial pyramid pooling: ``B cin *s -> B cout *s``."""
 
-    def __init__(self, spatial_dims: int, cin: int, cout: int, rates: Sequence[int], norm: str, activation: str, dropout: float) -> None:
+    def __init__(self, spatial_dims: int, cin: int, cout: int, rates: Sequence[int], norm: str, activation: str, dropout: float, separable: bool = False) -> None:
         super().__init__()
         a = dict(norm=norm, activation=activation)
         branches: list[nn.Module] = [conv_norm_act(spatial_dims, cin, cout, kernel_size=1, **a)]
-        branches += [conv_norm_act(spatial_dims, cin, cout, dilation=r, **a) for r in rates]
+        branches += [
+            SeparableConv(spatial_dims, cin, cout, 1, r, **a) if separable else conv_norm_act(spatial_dims, cin, cout, dilation=r, **a)
+            for r in rates
+        ]
         branches.append(ImagePooling(spatial_dims, cin, cout, activation))
         self.branches = nn.ModuleList(branches)
         self.project = conv_norm_act(spatial_dims, cout * len(branches), cout, kernel_size=1, dropout=dropout, **a)
@@ -71,6 +76,8 @@ class DeepLabV3Plus(SegmentationModel):
         aspp_rates: Sequence[int] = (6, 12, 18),
         xception_middle_blocks: int = 4,
         resnet_blocks: Sequence[int] = (2, 2, 2, 2),
+        decoder_channels: int | None = None,
+        separable_head: bool = False,
         norm: str = "instance",
         activation: str = "leakyrelu",
         dropout: float = 0.0,
@@ -92,6 +99,8 @@ class DeepLabV3Plus(SegmentationModel):
             not isinstance(n, int) or n < 1 for n in resnet_blocks
         ):
             raise ValueError(f"resnet_blocks must list 4 positive integers (blocks per ResNet stage), got {resnet_blocks!r}.")
+        if decoder_channels is not None and (not isinstance(decoder_channels, int) or decoder_channels < 1):
+            raise ValueError(f"decoder_channels must be a positive integer or null, got {decoder_channels!r}.")
         dropout = check_dropout(dropout)
         self.output_stride = output_stride
         a = dict(norm=norm, activation=activation)
@@ -100,13 +109,20 @@ class DeepLabV3Plus(SegmentationModel):
             self.backbone = XceptionBackbone(spatial_dims, in_channels, b, xception_middle_blocks, output_stride, **a)
         else:
             self.backbone = ResNetBackbone(spatial_dims, in_channels, b, resnet_blocks, output_stride, **a)
-        width, reduced = 8 * b, max(8, 3 * b // 2)
-        self.aspp = ASPP(spatial_dims, self.backbone.out_channels, width, aspp_rates, dropout=dropout, **a)
+        width, reduced = decoder_channels or 8 * b, max(8, 3 * b // 2)
+        self.aspp = ASPP(spatial_dims, self.backbone.out_channels, width, aspp_rates, dropout=dropout, separable=separable_head, **a)
         self.reduce_low_level = conv_norm_act(spatial_dims, self.backbone.low_level_channels, reduced, kernel_size=1, **a)
-        self.refine = nn.Sequential(
-            conv_norm_act(spatial_dims, width + reduced, width, **a),
-            conv_norm_act(spatial_dims, width, width, dropout=dropout, **a),
-        )
+        if separable_head:  # as in the paper: depthwise-separable 3x3 convolutions in ASPP and decoder
+            self.refine = nn.Sequential(
+                SeparableConv(spatial_dims, width + reduced, width, 1, 1, **a),
+                SeparableConv(spatial_dims, width, width, 1, 1, **a),
+                *([nn.Dropout(dropout)] if dropout else []),
+            )
+        else:
+            self.refine = nn.Sequential(
+                conv_norm_act(spatial_dims, width + reduced, width, **a),
+                conv_norm_act(spatial_dims, width, width, dropout=dropout, **a),
+            )
         self.output = head(spatial_dims, width, num_classes)
         self.aux_head = head(spatial_dims, width, num_classes) if deep_supervision else None
 

@@ -28,6 +28,9 @@ VARIANTS: dict[str, dict] = {
     "deeplab-xception-os16": dict(name="deeplabv3plus", base_channels=2, xception_middle_blocks=1),
     "deeplab-xception-os8": dict(name="deeplabv3plus", base_channels=2, xception_middle_blocks=0, output_stride=8, aspp_rates=[2]),
     "deeplab-resnet-os8": dict(name="deeplabv3plus", backbone="resnet", base_channels=2, resnet_blocks=[1, 1, 1, 1], output_stride=8),
+    "deeplab-resnet-separable": dict(
+        name="deeplabv3plus", backbone="resnet", base_channels=2, resnet_blocks=[1, 1, 1, 1], decoder_channels=6, separable_head=True, dropout=0.1
+    ),
 }
 
 
