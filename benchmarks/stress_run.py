@@ -66,14 +66,13 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1024**2
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", type=int, default=200)
-    parser.add_argument("--workdir", default="/tmp/segpipe_stress")
-    args = parser.parse_args()
-    root = Path(args.workdir)
+def run_stress(cases: int, workdir: str | Path) -> dict:
+    """Generate ``cases`` cases under ``workdir``, run the whole workflow on them with
+    ``--cores 2 --keep-going``; return exit code, failed jobs, the last progress line,
+    wall seconds and the peak memory (MB) of Snakemake and all its jobs together."""
+    root = Path(workdir)
     root.mkdir(parents=True, exist_ok=True)
-    manifest = make_cases(root / "data", args.cases, 10)
+    manifest = make_cases(root / "data", cases, 10)
     config = {
         "dataset": {"name": "stress", "manifest": str(manifest), "labels": {0: "background", 1: "outer", 2: "inner"}},
         "plan": {"folds": 5, "patch_size": [16, 16, 16], "batch_size": 2},
@@ -94,10 +93,20 @@ def main() -> None:
     sampler.start()
     output = process.communicate()[0]
     seconds = time.perf_counter() - tic
-    done = [line for line in output.splitlines() if "steps (100%) done" in line or "Nothing to be done" in line]
-    failed = output.count("Error in rule")
-    print(f"cases: {args.cases}; exit code {process.returncode}; failed jobs: {failed}; {done[-1].strip() if done else 'not finished'}")
-    print(f"wall time: {seconds:.0f} s; peak memory of Snakemake and all jobs together: {peak[0]:.0f} MB")
+    sampler.join()
+    done = [line.strip() for line in output.splitlines() if "steps (100%) done" in line or "Nothing to be done" in line]
+    return {"returncode": process.returncode, "failed": output.count("Error in rule"), "done": done[-1] if done else "not finished",
+            "seconds": seconds, "peak_mb": peak[0], "output": output}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--workdir", default="/tmp/segpipe_stress")
+    args = parser.parse_args()
+    result = run_stress(args.cases, args.workdir)
+    print(f"cases: {args.cases}; exit code {result['returncode']}; failed jobs: {result['failed']}; {result['done']}")
+    print(f"wall time: {result['seconds']:.0f} s; peak memory of Snakemake and all jobs together: {result['peak_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,25 @@
+"""The stress run of issue 10: the whole workflow on 200 tiny cases with --cores 2.
+
+Slow (about 3 minutes on 2 cores), so marked ``slow``; CI runs it after the default suite
+(`.ci/run`). `benchmarks/stress_run.py` prints the same figures.
+"""
+
+import importlib.util
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.mark.slow
+def test_200_cases_finish_without_a_failed_job_in_bounded_memory(tmp_path):
+    spec = importlib.util.spec_from_file_location("stress_run", REPO / "benchmarks" / "stress_run.py")
+    stress = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stress)
+    result = stress.run_stress(200, tmp_path)
+    assert result["returncode"] == 0 and result["failed"] == 0, result["output"][-4000:]
+    assert "(100%) done" in result["done"]
+    assert len(list((tmp_path / "results" / "preprocessed").iterdir())) == 200
+    # Snakemake plus at most two jobs at a time: far below the machine's memory.
+    assert 0 < result["peak_mb"] < 4000, result["peak_mb"]
+    print(f"stress run: {result['done']}; {result['seconds']:.0f} s; peak memory {result['peak_mb']:.0f} MB")
