@@ -129,8 +129,9 @@ class XceptionBackbone(Backbone):
 
 class ResNetBackbone(Backbone):
     """Small ResNet: stem conv (stride 2) -> ``base``; four stages of ``blocks[i]`` basic blocks with
-    widths ``base, 2 base, 4 base, 8 base``, each starting with stride 2 (stride 4 after the first
-    stage: low-level features). Strides past ``output_stride`` become dilation."""
+    widths ``base, 2 base, 4 base, 8 base``; the first starts with 3x3 max pooling (stride 2, as in
+    ResNet), the others with a strided block (stride 4 after the first stage: low-level features).
+    Strides past ``output_stride`` become dilation."""
 
     def __init__(
         self, spatial_dims: int, in_channels: int, base: int, blocks: Sequence[int], output_stride: int, norm: str, activation: str
@@ -144,7 +145,11 @@ class ResNetBackbone(Backbone):
         for i, count in enumerate(blocks):
             stride, dilation = schedule[i + 1]
             cout = base * 2**i
-            layers = [BasicResBlock(spatial_dims, cin, cout, stride, dilation, **a)]
+            layers: list[nn.Module] = []
+            if i == 0 and stride > 1:  # as ResNet: max pooling, not a strided block, after the stem
+                pool = nn.MaxPool3d if spatial_dims == 3 else nn.MaxPool2d
+                layers, stride = [pool(kernel_size=3, stride=stride, padding=1)], 1
+            layers.append(BasicResBlock(spatial_dims, cin, cout, stride, dilation, **a))
             layers += [BasicResBlock(spatial_dims, cout, cout, 1, dilation, **a) for _ in range(count - 1)]
             stages.append(nn.Sequential(*layers))
             cin = cout
