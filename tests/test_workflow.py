@@ -4,6 +4,7 @@ The brain demo at 4 mm with 5 cases, 2 folds, a 1-epoch U-Net: every rule runs f
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,21 @@ def test_predict_target_segments_new_images_on_their_own_grid(finished_run):
     labels, geometry = read_image(finished_run / "results/predict/tiny/scan_a.nii.gz")
     _, expected = read_image(source)
     assert geometry.mismatch(expected, 1e-6) is None and labels.max() <= 2
+
+
+def test_changing_inference_settings_repredicts_without_retraining(finished_run):
+    config = finished_run / "config.yaml"
+    original = config.read_text(encoding="utf-8")
+    settings = yaml.safe_load(original)
+    settings["experiments"]["tiny"]["inference"]["overlap"] = 0.25
+    config.write_text(yaml.safe_dump(settings))
+    try:
+        result = run_snakemake(finished_run, "--cores", "1", "-n")
+    finally:
+        config.write_text(original)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = set(re.findall(r"^\s*rule (\w+):", result.stdout + result.stderr, flags=re.MULTILINE))
+    assert "predict_cases_0" in jobs and "train" not in jobs, jobs
 
 
 def test_snakemake_report_bundles_the_reports(finished_run):

@@ -156,6 +156,13 @@ def _prediction_chunks():
     return chunks
 
 
+def inference_settings(experiment):
+    """The experiment's inference settings that change predictions (a params entry): not
+    cases_per_job, which only decides how cases are spread over jobs."""
+    settings = config["experiments"][experiment]["inference"]
+    return {k: v for k, v in settings.items() if k != "cases_per_job"}
+
+
 PREDICTION_CHUNKS = _prediction_chunks()
 # Experiments predicted one case per job (the rule predict_case); "(?!)" matches nothing.
 UNBATCHED_PATTERN = "|".join(re.escape(e) for e in EXPERIMENTS if e not in {e for e, _ in PREDICTION_CHUNKS}) or "(?!)"
@@ -241,3 +248,11 @@ def pretrained_checkpoint(wildcards):
         return []
     fold = min(config["experiments"][source]["training"]["folds"])
     return [f"results/models/{source}/fold_{fold}/best.pt"]
+
+
+def training_settings(wildcards):
+    """What training depends on (the train rule's params): the experiment's settings without
+    its inference section, so changing how predictions are made retrains nothing."""
+    settings = experiment_settings(wildcards)
+    settings.pop("inference", None)
+    return settings

@@ -14,7 +14,7 @@ rule predict_case:
     params:
         config=CONFIG_JSON,
         pipeline=PIPELINE,
-        inference=lambda wildcards: config["experiments"][wildcards.experiment]["inference"],
+        inference=lambda wildcards: inference_settings(wildcards.experiment),
     conda:
         "../../environment.yml"
     log:
@@ -48,7 +48,7 @@ for _index, (_experiment, _chunk) in enumerate(PREDICTION_CHUNKS):
             pipeline=PIPELINE,
             experiment=_experiment,
             case_dirs=[f"results/preprocessed/{c}" for c in _chunk],
-            inference=config["experiments"][_experiment]["inference"],
+            inference=inference_settings(_experiment),
         conda:
             "../../environment.yml"
         log:

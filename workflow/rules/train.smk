@@ -15,7 +15,7 @@ rule train:
     params:
         config=CONFIG_JSON,
         pipeline=PIPELINE,
-        experiment=experiment_settings,
+        experiment=training_settings,
     conda:
         "../../environment.yml"
     log:
