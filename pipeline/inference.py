@@ -149,6 +149,8 @@ def predict_case(
     """
     from pipeline.preprocessing.preprocess import load_properties
 
+    if not isinstance(settings["mirror"], bool):
+        raise ValueError(f"inference.mirror must be resolved to true or false before predicting (got {settings['mirror']!r}; see pipeline.stages.decide_mirror)")
     folder = Path(folder)
     properties = load_properties(folder)
     image = np.load(folder / "image.npy", mmap_mode="r")
@@ -195,6 +197,16 @@ def write_probabilities(prob: torch.Tensor, properties: Mapping[str, Any], path:
         out[k][box] = resample_array(prob[k].float().numpy(), resampled, cropped, "linear").astype(np.float16)
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, probabilities=out)
+
+
+def resolve_mirror(setting: bool | str, validations: Sequence[Mapping[str, float] | None]) -> bool:
+    """Whether to mirror: ``setting`` itself, or for ``auto`` whether mirroring raised the
+    validation Dice (``dice_mirrored - dice`` averaged over the folds that measured it;
+    no measurement - no mirroring)."""
+    if setting != "auto":
+        return bool(setting)
+    gains = [v["dice_mirrored"] - v["dice"] for v in validations if v]
+    return bool(gains) and float(np.mean(gains)) > 0.0
 
 
 def dice_per_class(prediction: np.ndarray, reference: np.ndarray, num_classes: int) -> list[float]:

@@ -103,7 +103,7 @@ def predict_folder(model_dir: str | os.PathLike[str], source: str | os.PathLike[
     """
     from pipeline.inference import predict_case
     from pipeline.preprocessing.preprocess import preprocess_case
-    from pipeline.stages import load_models
+    from pipeline.stages import decide_mirror, load_models
     from pipeline.training.checkpoint import load_checkpoint
     from pipeline.training.device import inference_dtype, select_device
 
@@ -112,6 +112,7 @@ def predict_folder(model_dir: str | os.PathLike[str], source: str | os.PathLike[
     experiment = load_checkpoint(checkpoints[0]).get("experiment", {})
     inference = {"overlap": 0.5, "mirror": False, "fast": True, "compile": False, **experiment.get("inference", {})}
     models, plan = load_models(checkpoints, device, inference["fast"], inference["compile"])
+    inference["mirror"] = decide_mirror(inference["mirror"], checkpoints)
     amp = inference_dtype(device, inference["fast"])
     cases = collect_inputs(source, len(plan["channels"]))
     out_dir = Path(output)

@@ -172,6 +172,20 @@ def load_models(checkpoints: Sequence[str | os.PathLike[str]], device: Any = Non
     return models, plan_data
 
 
+def decide_mirror(setting: bool | str, checkpoints: Sequence[str | os.PathLike[str]]) -> bool:
+    """``inference.mirror`` resolved with the validation scores stored in the checkpoints."""
+    from pipeline.inference import resolve_mirror
+    from pipeline.training.checkpoint import load_checkpoint
+
+    if setting != "auto":
+        return bool(setting)
+    validations = [load_checkpoint(c).get("mirror_validation") for c in checkpoints]
+    mirror = resolve_mirror(setting, validations)
+    log.info("inference.mirror auto: %s (validation Dice without/with mirroring per fold: %s)", "mirroring" if mirror else "not mirroring",
+             ", ".join(f"{v['dice']:.4f}/{v['dice_mirrored']:.4f}" if v else "not measured" for v in validations))
+    return mirror
+
+
 def predict(config: Mapping[str, Any], experiment: str, checkpoints: Sequence[str], case_dirs: Sequence[str | os.PathLike[str]], outputs: Sequence[str | os.PathLike[str]]) -> None:
     """Predict preprocessed cases with the fold ensemble, loaded once; write each on its
     original grid (``outputs[i]`` for ``case_dirs[i]``)."""
@@ -183,6 +197,7 @@ def predict(config: Mapping[str, Any], experiment: str, checkpoints: Sequence[st
     device = select_device()
     settings = config["experiments"][experiment]["inference"]
     models, plan_data = load_models(checkpoints, device, settings["fast"], settings["compile"])
+    settings = {**settings, "mirror": decide_mirror(settings["mirror"], checkpoints)}
     for case_dir, output in zip(case_dirs, outputs):
         predict_case(models, case_dir, output, plan_data["patch_size"], settings, len(plan_data["labels"]), plan_data["batch_size"], device, inference_dtype(device, settings["fast"]))
         log.info("wrote %s", output)

@@ -115,3 +115,13 @@ def test_stitching_equals_monais_sliding_window_inference(shape):
     half = sliding_window_probabilities(models, image, [8, 8, 8], overlap=0.5, out_dtype=torch.float16)
     assert half.dtype == torch.float16
     torch.testing.assert_close(half.float(), expected, rtol=0, atol=2e-3)
+
+
+def test_mirror_auto_follows_the_validation_scores():
+    from pipeline.inference import resolve_mirror
+
+    better, worse = {"dice": 0.80, "dice_mirrored": 0.82}, {"dice": 0.80, "dice_mirrored": 0.79}
+    assert resolve_mirror("auto", [better]) and not resolve_mirror("auto", [worse])
+    assert resolve_mirror("auto", [better, worse])  # mean gain +0.005
+    assert not resolve_mirror("auto", [None]) and not resolve_mirror("auto", [])
+    assert resolve_mirror(True, [worse]) and not resolve_mirror(False, [better])

@@ -92,6 +92,10 @@ def test_training_writes_outputs_and_safe_checkpoints(reference_run):
     log = (reference_run / "log.tsv").read_text(encoding="utf-8").splitlines()
     assert log[0].startswith("epoch\ttrain_loss") and len(log) == 7
     assert "val_dice_inner" in log[0]
+    # inference.mirror auto (the default): the best checkpoint carries its validation Dice
+    # without and with mirroring, which prediction decides on.
+    scores = load_checkpoint(reference_run / "best.pt")["mirror_validation"]
+    assert 0 <= scores["dice"] <= 1 and 0 <= scores["dice_mirrored"] <= 1 and scores["cases"] == 2
 
 
 def test_resume_after_sigkill_reaches_the_same_weights(prepared, reference_run):

@@ -53,7 +53,7 @@ def test_pipeline_writes_report_and_tables(finished_run):
     per_case = pd.read_csv(finished_run / "results/evaluation/tiny/per_case.tsv", sep="\t")
     assert set(per_case["case"]) == {"brain_004", "brain_005"}
     # inference.cases_per_job 2: one job predicted both test cases, loading the models once
-    assert (finished_run / "logs/predict_cases/tiny/chunk_0.log").exists()
+    assert "inference.mirror auto" in (finished_run / "logs/predict_cases/tiny/chunk_0.log").read_text(encoding="utf-8")
     assert not (finished_run / "logs/predict_case").exists()
     assert per_case["dice"].between(0, 1).all()
     html = (finished_run / "reports/tiny.html").read_text(encoding="utf-8")

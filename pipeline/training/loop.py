@@ -111,6 +111,19 @@ def validate(model: torch.nn.Module, cases: Sequence[PreprocessedCase], patch: S
     return np.nanmean(np.array(scores, dtype=float), axis=0).tolist() if scores else [math.nan] * (num_classes - 1)
 
 
+def mirror_validation(model: torch.nn.Module, cases: Sequence[PreprocessedCase], patch: Sequence[int], num_classes: int, settings: Mapping[str, Any], device: torch.device, amp: torch.dtype | None, batch_size: int) -> dict[str, float]:
+    """Mean Dice (foreground classes, then cases) on ``cases`` without and with mirroring,
+    with the inference ``settings`` (overlap, mirror_axes): what ``inference.mirror: auto`` decides on."""
+    model.eval()
+    plain, mirrored = [], []
+    for case in cases:
+        image, label = np.asarray(case.image), np.asarray(case.label)
+        for mirror, scores in ((False, plain), (True, mirrored)):
+            prob = sliding_window_probabilities([model], image, patch, settings["overlap"], mirror, batch_size, device, amp, settings.get("mirror_axes"))
+            scores.append(float(np.nanmean(dice_per_class(prob.argmax(0).numpy(), label, num_classes))))
+    return {"dice": float(np.nanmean(plain)), "dice_mirrored": float(np.nanmean(mirrored)), "cases": len(cases)}
+
+
 def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any], split: Mapping[str, Sequence[str]], preprocessed: str | os.PathLike[str], fold_dir: str | os.PathLike[str], device: torch.device | None = None) -> pd.DataFrame:
     """Train one fold; resume from ``fold_dir/work/resume.pt`` when it exists.
 
@@ -245,6 +258,15 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
         return pd.DataFrame(rows)
     if not (work / "best.pt").exists():
         save_checkpoint(work / "best.pt", best_state(settings["epochs"], best))
+    inference = experiment.get("inference", {})
+    if inference.get("mirror") == "auto" and val_cases:
+        state = load_checkpoint(work / "best.pt")
+        if "mirror_validation" not in state:  # a rerun after a kill here does not measure twice
+            best_net = make_model(arch)
+            load_model_weights(best_net, state, work / "best.pt", arch)
+            state["mirror_validation"] = mirror_validation(best_net.to(device), val_cases, patch, num_classes, inference, device, amp, batch)
+            save_checkpoint(work / "best.pt", state)
+            log.info("%s %s: validation Dice %.4f without, %.4f with mirroring", name, fold_dir.name, state["mirror_validation"]["dice"], state["mirror_validation"]["dice_mirrored"])
     # Copy first, move the resume state last: a kill in between leaves work/ intact.
     for source, target in ((work / "log.tsv", fold_dir / "log.tsv"), (work / "best.pt", fold_dir / "best.pt")):
         with atomic_path(target, suffix=target.suffix) as tmp:
