@@ -1,5 +1,7 @@
 """Every supported image format is read back with its voxels and its geometry."""
 
+import locale
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -25,7 +27,11 @@ def test_volume_formats_keep_voxels_and_geometry(tmp_path, name):
 
 
 def write_dicom_series(folder, volume, spacing, origin, direction):
-    """One DICOM file per slice with the tags a series reader needs (after SimpleITK's example)."""
+    """One DICOM file per slice with the tags a series reader needs (after SimpleITK's example).
+
+    Writing DICOM (GDCM) sets the process locale to "C", after which Python's default text
+    encoding is ASCII (torch.compile then fails to read its templates): restored afterwards."""
+    saved = locale.setlocale(locale.LC_ALL)
     folder.mkdir(parents=True)
     image = sitk.GetImageFromArray(volume)
     image.SetSpacing(spacing)
@@ -47,13 +53,16 @@ def write_dicom_series(folder, volume, spacing, origin, direction):
             slice_.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"slice_{z:03d}.dcm"))
         writer.Execute(slice_)
+    locale.setlocale(locale.LC_ALL, saved)
 
 
 def test_dicom_series_folder_keeps_voxels_and_geometry(tmp_path):
     image, _ = blob_case()
     volume = (image * 10).astype(np.int16)
     write_dicom_series(tmp_path / "series", volume, **GEOMETRY)
+    before = locale.setlocale(locale.LC_ALL)
     array, read = read_image(tmp_path / "series")
+    assert locale.setlocale(locale.LC_ALL) == before  # reading a series leaves the locale alone
     assert np.array_equal(array, volume.astype(np.float32))
     assert read.mismatch(Geometry(size=volume.shape[::-1], **GEOMETRY), 1e-4) is None
 
