@@ -25,7 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from pipeline.io.images import Geometry
-from pipeline.preprocessing.separable import argmax_separable, resample_labels_onehot, resample_separable
+from pipeline.preprocessing.separable import argmax_of, argmax_separable, resample_labels_onehot, resample_separable
 
 INTERPOLATORS = {"nearest": sitk.sitkNearestNeighbor, "linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline}
 #: Spacing ratio (coarsest / finest axis) above which the coarse axis is resampled apart.
@@ -173,22 +173,6 @@ def argmax_resampled(channels: Iterable[np.ndarray] | np.ndarray, source: Geomet
     if method == "auto" and aligned(source, target) and source != target:
         ratios, orders = _axis_plan(source, target, "linear", None)
         return argmax_separable(channels, target.shape_numpy, ratios, orders)
-    best = best_value = None
-    for k, channel in enumerate(channels):
-        if source == target:  # no copy: only the first class is copied, to keep the maxima
-            value = np.asarray(channel, dtype=np.float32)
-        else:
-            value = _resample(np.asarray(channel), source, target, "linear", 0.0)
-        if best is None:
-            best_value = value.copy() if source == target else value
-            best = np.zeros(value.shape, dtype=np.uint8)
-            continue
-        if k == 256:
-            best = best.astype(np.int32)
-        better = value > best_value
-        best[better] = k
-        np.maximum(best_value, value, out=best_value)
-        del value, better
-    if best is None:
-        raise ValueError("argmax_resampled needs at least one channel")
-    return best
+    if source == target:
+        return argmax_of(np.asarray(c, dtype=np.float32) for c in channels)
+    return argmax_of(_resample(np.asarray(c), source, target, "linear", 0.0) for c in channels)

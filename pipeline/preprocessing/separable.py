@@ -161,19 +161,29 @@ def argmax_separable(channels: Iterable[np.ndarray], shape: Sequence[int], ratio
         skip = [1 if a in nearest else order for a, order in enumerate(orders)]  # these axes keep their size
         labels = argmax_separable(itertools.chain([first], channels), middle, keep, skip)
         return resample_separable(labels, shape, [r if a in nearest else 1.0 for a, r in enumerate(ratios)], [0] * len(orders))
+    return argmax_of(resample_separable(np.asarray(c), shape, ratios, orders).astype(np.float32, copy=False) for c in channels)
+
+
+def argmax_of(values: Iterable[np.ndarray]) -> np.ndarray:
+    """Index of the largest of ``values`` (same-shape float32 maps, one per class) at each
+    voxel, ties to the lower index; iterated once, holding the running maximum and one map.
+
+    The maps are not modified (the first is copied to hold the maxima). Returns uint8
+    (int32 with more than 256 classes).
+    """
     best = best_value = None
-    for k, channel in enumerate(channels):
-        value = resample_separable(np.asarray(channel), shape, ratios, orders).astype(np.float32, copy=False)
+    for k, value in enumerate(values):
         if best is None:
-            best_value, best = value, np.zeros(value.shape, dtype=np.uint8)
+            best_value, best = np.array(value, dtype=np.float32), np.zeros(np.shape(value), dtype=np.uint8)
             continue
         if k == 256:
             best = best.astype(np.int32)
         better = value > best_value
         best[better] = k
         np.maximum(best_value, value, out=best_value)
+        del better
     if best is None:
-        raise ValueError("argmax_separable needs at least one channel")
+        raise ValueError("argmax needs at least one class map")
     return best
 
 
