@@ -17,12 +17,19 @@ the CPU torch 2.13.0 of this project; run the script from a separate environment
     /tmp/smpvenv/bin/pip install torch==2.14.1 torchvision==0.29.1 segmentation-models-pytorch monai
     /tmp/smpvenv/bin/python benchmarks/bench_models.py --dims 2 --only deeplab
 
-The last column, train samples/s x parameters (M), compares speed per parameter.
+The last column, train samples/s x parameters (M), compares speed per parameter. Rows are timed
+one after another; for a ratio that the machine's noise does not move, time two models in turns:
+
+    /tmp/smpvenv/bin/python benchmarks/bench_models.py --paired "smp-like r34, sep., 1 dec" "resnet34" --rounds 7
+
+``--resize`` times the matrix-product resize of :mod:`pipeline.models.interpolate` against
+``torch.nn.functional.interpolate`` (forward + backward, in turns) at the shapes DeepLabV3+ uses.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +42,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.losses import build_loss  # noqa: E402
+from pipeline.models.interpolate import resize  # noqa: E402
 from pipeline.models import build_model  # noqa: E402
 
 NUM_CLASSES = 3
@@ -63,6 +71,12 @@ def candidates(spatial_dims: int) -> dict[str, Callable[[], nn.Module]]:
         "deeplabv3plus (smp-like r34, sep.)": lambda: build_model(
             "deeplabv3plus", spatial_dims, 1, NUM_CLASSES, backbone="resnet", base_channels=64,
             resnet_blocks=[3, 4, 6, 3], decoder_channels=256, norm="batch", activation="relu", separable_head=True,
+        ),
+        # ... and smp's decoder: one separable 3x3 refinement instead of the paper's two.
+        "deeplabv3plus (smp-like r34, sep., 1 dec. conv)": lambda: build_model(
+            "deeplabv3plus", spatial_dims, 1, NUM_CLASSES, backbone="resnet", base_channels=64,
+            resnet_blocks=[3, 4, 6, 3], decoder_channels=256, decoder_convs=1, norm="batch", activation="relu",
+            separable_head=True,
         ),
         "segnet": lambda: build_model("segnet", spatial_dims, 1, NUM_CLASSES),
     }
@@ -109,21 +123,80 @@ def seconds_per_call(step: Callable[[], None], repeats: int) -> float:
 
 def measure(model: nn.Module, shape: tuple[int, ...], repeats: int) -> tuple[float, float]:
     """(training steps per second, inference batches per second) of ``model`` on ``shape`` input."""
+    train_step = train_step_of(model, shape)
     x = torch.randn(shape)
-    target = torch.randint(0, NUM_CLASSES, (shape[0], 1, *shape[2:]))
-    loss_fn = build_loss("dice_ce", None)
-
-    def train_step() -> None:
-        model.train()
-        model.zero_grad(set_to_none=True)
-        loss_fn(model(x), target).backward()
 
     def infer() -> None:
         model.eval()
         with torch.no_grad():
             model(x)
 
-    return 1.0 / seconds_per_call(train_step, repeats), 1.0 / seconds_per_call(infer, repeats)
+    train = 1.0 / seconds_per_call(train_step, repeats)
+    return train, 1.0 / seconds_per_call(infer, repeats)
+
+
+def train_step_of(model: nn.Module, shape: tuple[int, ...]) -> Callable[[], None]:
+    """One training step (forward + Dice-CE + backward) of ``model`` on a fixed random batch."""
+    x = torch.randn(shape)
+    target = torch.randint(0, NUM_CLASSES, (shape[0], 1, *shape[2:]))
+    loss_fn = build_loss("dice_ce", None)
+
+    def step() -> None:
+        model.train()
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(x), target).backward()
+
+    return step
+
+
+def in_turns(steps: dict[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each step per round, the steps run one after the other in every round (one
+    warm-up round first), so that a slow spell of the machine hits all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for round_ in range(rounds + 1):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def paired(names: list[str], dims: int, shape: tuple[int, ...], rounds: int) -> None:
+    """Print the training-step time of two models timed in turns and the median of the per-round
+    ratios, also per parameter."""
+    models = {}
+    for wanted in names:
+        found = [name for name in candidates(dims) if wanted in name]
+        if len(found) != 1:
+            raise SystemExit(f"--paired: {wanted!r} must name exactly one model, it matches {found}")
+        models[found[0]] = candidates(dims)[found[0]]()
+    (a, model_a), (b, model_b) = models.items()
+    params = {name: sum(p.numel() for p in m.parameters()) / 1e6 for name, m in models.items()}
+    times = in_turns({name: train_step_of(m, shape) for name, m in models.items()}, rounds)
+    ratios = [tb / ta for ta, tb in zip(times[a], times[b])]
+    for name in models:
+        print(f"{name:<48} {params[name]:6.2f} M params, train step {statistics.median(times[name]):.3f} s (median of {rounds})")
+    speed = statistics.median(ratios)
+    print(f"speed of {a!r} / {b!r}: {speed:.3f} (per-round range {min(ratios):.3f}-{max(ratios):.3f}); "
+          f"per parameter: {speed * params[a] / params[b]:.3f}")
+
+
+def resize_benchmark(rounds: int) -> None:
+    """Forward + backward of our resize against F.interpolate at DeepLabV3+'s shapes."""
+    cases = [((8, 256, 16, 16), (64, 64)), ((8, 3, 64, 64), (256, 256)), ((2, 128, 12, 12, 12), (48, 48, 48)), ((2, 3, 24, 24, 24), (96, 96, 96))]
+    print(f"{'input':<22} {'output':<12} {'interpolate ms':>15} {'ours ms':>9} {'speed-up':>9}")
+    for shape, size in cases:
+        x = torch.randn(shape, requires_grad=True)
+        mode = "bilinear" if len(size) == 2 else "trilinear"
+        steps = {
+            "interpolate": lambda: torch.nn.functional.interpolate(x, size=size, mode=mode, align_corners=False).sum().backward(),
+            "ours": lambda: resize(x, size).sum().backward(),
+        }
+        times = in_turns(steps, rounds)
+        ratio = statistics.median(t / o for t, o in zip(times["interpolate"], times["ours"]))
+        print(f"{'x'.join(map(str, shape)):<22} {'x'.join(map(str, size)):<12} "
+              f"{1e3 * statistics.median(times['interpolate']):>15.1f} {1e3 * statistics.median(times['ours']):>9.1f} {ratio:>8.2f}x")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -136,6 +209,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (the fastest counts)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     parser.add_argument("--tsv", type=Path, help="also write the table to this TSV file")
+    parser.add_argument("--paired", nargs=2, metavar=("A", "B"), help="time two models (name substrings) in turns, 2D")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of --paired and --resize")
+    parser.add_argument("--resize", action="store_true", help="time our resize against F.interpolate")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -144,6 +220,10 @@ def main(argv: list[str] | None = None) -> None:
         shapes[2] = tuple(args.shape2d)
     if args.shape3d:
         shapes[3] = tuple(args.shape3d)
+    if args.resize:
+        return resize_benchmark(args.rounds)
+    if args.paired:
+        return paired(args.paired, 2, shapes[2], args.rounds)
     header = (
         "dims", "input", "model", "params_M",
         "train_steps_per_s", "train_samples_per_s", "infer_batches_per_s", "infer_samples_per_s", "train_samples_x_params",

@@ -3,13 +3,15 @@
 Backbone (:mod:`pipeline.models.backbones`, Xception-style or ResNet) with atrous convolution so its
 features are at ``output_stride`` (8 or 16) -> ASPP: a 1x1 branch, one 3x3 branch per rate in
 ``aspp_rates`` and image-level pooling, concatenated and projected by 1x1 -> decoder: upsample to the
-stride-4 low-level features, concatenate with their 1x1 reduction, two 3x3 conv-norm-act layers,
-1x1 classifier, (bi/tri)linear upsampling to the input size. With ``separable_head`` the 3x3
+stride-4 low-level features, concatenate with their 1x1 reduction, ``decoder_convs`` 3x3
+conv-norm-act layers (two, the paper's best; segmentation_models_pytorch uses one), 1x1 classifier,
+(bi/tri)linear upsampling to the input size. With ``separable_head`` the 3x3
 convolutions of ASPP and decoder are depthwise-separable, as in the paper (cheaper; what
 segmentation_models_pytorch does).
 
 Widths scale with ``base_channels`` (b): ASPP and decoder use ``decoder_channels`` or ``8 b`` channels
-(256 for b = 32, as in the paper), the low-level reduction ``max(8, 3 b / 2)`` (48 for b = 32). Layout: ``B C H W [D]``.
+(256 for b = 32, as in the paper), the low-level reduction ``max(8, 3/16 of that)`` (the paper's 48
+beside 256). Layout: ``B C H W [D]``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from torch import nn
 
 from pipeline.models.backbones import ResNetBackbone, SeparableConv, XceptionBackbone
 from pipeline.models.base import SegmentationModel
-from pipeline.models.layers import act_layer, check_dropout, choose, conv_norm_act, head, resize
+from pipeline.models.interpolate import resize
+from pipeline.models.layers import act_layer, check_dropout, choose, conv_norm_act, head
 from monai.networks.layers.utils import get_act_layer
 
 BACKBONES = ("xception", "resnet")
@@ -77,6 +80,7 @@ class DeepLabV3Plus(SegmentationModel):
         xception_middle_blocks: int = 4,
         resnet_blocks: Sequence[int] = (2, 2, 2, 2),
         decoder_channels: int | None = None,
+        decoder_convs: int = 2,
         separable_head: bool = False,
         norm: str = "instance",
         activation: str = "leakyrelu",
@@ -101,6 +105,8 @@ class DeepLabV3Plus(SegmentationModel):
             raise ValueError(f"resnet_blocks must list 4 positive integers (blocks per ResNet stage), got {resnet_blocks!r}.")
         if decoder_channels is not None and (not isinstance(decoder_channels, int) or decoder_channels < 1):
             raise ValueError(f"decoder_channels must be a positive integer or null, got {decoder_channels!r}.")
+        if not isinstance(decoder_convs, int) or decoder_convs < 1:
+            raise ValueError(f"decoder_convs must be a positive integer, got {decoder_convs!r}.")
         dropout = check_dropout(dropout)
         self.output_stride = output_stride
         a = dict(norm=norm, activation=activation)
@@ -109,20 +115,20 @@ class DeepLabV3Plus(SegmentationModel):
             self.backbone = XceptionBackbone(spatial_dims, in_channels, b, xception_middle_blocks, output_stride, **a)
         else:
             self.backbone = ResNetBackbone(spatial_dims, in_channels, b, resnet_blocks, output_stride, **a)
-        width, reduced = decoder_channels or 8 * b, max(8, 3 * b // 2)
+        width = decoder_channels or 8 * b
+        reduced = max(8, 3 * width // 16)
         self.aspp = ASPP(spatial_dims, self.backbone.out_channels, width, aspp_rates, dropout=dropout, separable=separable_head, **a)
         self.reduce_low_level = conv_norm_act(spatial_dims, self.backbone.low_level_channels, reduced, kernel_size=1, **a)
-        if separable_head:  # as in the paper: depthwise-separable 3x3 convolutions in ASPP and decoder
-            self.refine = nn.Sequential(
-                SeparableConv(spatial_dims, width + reduced, width, 1, 1, **a),
-                SeparableConv(spatial_dims, width, width, 1, 1, **a),
-                *([nn.Dropout(dropout)] if dropout else []),
-            )
-        else:
-            self.refine = nn.Sequential(
-                conv_norm_act(spatial_dims, width + reduced, width, **a),
-                conv_norm_act(spatial_dims, width, width, dropout=dropout, **a),
-            )
+        refine: list[nn.Module] = []
+        for i in range(decoder_convs):
+            cin = width + reduced if i == 0 else width
+            if separable_head:  # as in the paper: depthwise-separable 3x3 convolutions in ASPP and decoder
+                refine.append(SeparableConv(spatial_dims, cin, width, 1, 1, **a))
+            else:
+                refine.append(conv_norm_act(spatial_dims, cin, width, **a))
+        if dropout:
+            refine.append(nn.Dropout(dropout))
+        self.refine = nn.Sequential(*refine)
         self.output = head(spatial_dims, width, num_classes)
         self.aux_head = head(spatial_dims, width, num_classes) if deep_supervision else None
 

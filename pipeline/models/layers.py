@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from monai.networks.blocks import Convolution
 from torch import nn
 
@@ -127,8 +126,3 @@ def head(spatial_dims: int, in_channels: int, num_classes: int) -> nn.Module:
     conv = nn.Conv3d if spatial_dims == 3 else nn.Conv2d
     return conv(in_channels, num_classes, kernel_size=1)
 
-
-def resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """(Bi/tri)linear resize of ``x`` (``B C *spatial``) to ``size`` (align_corners=False)."""
-    mode = "trilinear" if x.ndim == 5 else "bilinear"
-    return nn.functional.interpolate(x, size=tuple(size), mode=mode, align_corners=False)

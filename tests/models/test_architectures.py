@@ -31,6 +31,7 @@ VARIANTS: dict[str, dict] = {
     "deeplab-resnet-separable": dict(
         name="deeplabv3plus", backbone="resnet", base_channels=2, resnet_blocks=[1, 1, 1, 1], decoder_channels=6, separable_head=True, dropout=0.1
     ),
+    "deeplab-one-decoder-conv": dict(name="deeplabv3plus", base_channels=2, xception_middle_blocks=0, decoder_convs=1, dropout=0.1),
 }
 
 

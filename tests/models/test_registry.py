@@ -59,6 +59,7 @@ def test_setting_of_another_architecture_is_an_error_unless_default() -> None:
         ("deeplabv3plus", {"backbone": "mobilenet"}, r"backbone must be one of \['resnet', 'xception'\]"),
         ("deeplabv3plus", {"aspp_rates": [6, 0]}, r"aspp_rates must be a list of positive integer dilation rates, got \[6, 0\]"),
         ("deeplabv3plus", {"resnet_blocks": [2, 2]}, r"resnet_blocks must list 4 positive integers"),
+        ("deeplabv3plus", {"decoder_convs": 0}, "decoder_convs must be a positive integer, got 0"),
         ("deeplabv3plus", {"deep_supervision": "yes"}, "deep_supervision must be true or false, got 'yes'"),
     ],
 )
