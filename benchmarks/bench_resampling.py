@@ -19,6 +19,11 @@ Times are the median of ``--repeats`` runs. Finally the peak memory of a whole
 size; ``ru_maxrss`` would include this parent's size, which it inherits). Prints a table; not a test.
 
     .venv/bin/python benchmarks/bench_resampling.py [--size 512 512 200] [--repeats 3]
+
+Our resampler's matrix products run in BLAS, which uses every core unless told otherwise;
+scikit-image uses one. For a like-for-like ratio, and the speed a pipeline job with
+``threads: 1`` gets (Snakemake sets these variables for each job), run it with
+``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1``.
 """
 
 from __future__ import annotations

@@ -168,11 +168,29 @@ def test_separable_resampling_equals_simpleitk(interpolation, spacing):
     assert np.mean(fast[inside] == reference[inside]) > 0.995  # differences only at exact ties of float sums
 
 
-@pytest.mark.parametrize("n", [2, 3, 5, 16, 17, 40])
-def test_bspline_prefilter_matches_scipy_mirror_mode(n):
-    from scipy.ndimage import spline_filter1d
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 16, 17, 40, 300])
+@pytest.mark.parametrize("ratio", [0.37, 1.0, 1.9])
+def test_banded_kernel_equals_spline_and_linear_interpolation(n, ratio):
+    """The banded kernel (prefilter folded in, small weights left out) against scipy's exact
+    cubic B-spline interpolation (mirror boundary, as ITK) and numpy's linear interpolation,
+    along the first, a middle and the last axis; the input is left untouched."""
+    from scipy.ndimage import map_coordinates
 
-    from pipeline.preprocessing.separable import bspline_prefilter
+    from pipeline.preprocessing.separable import resample_axis, source_positions
 
-    x = np.random.default_rng(n).normal(size=(n, 7)).astype(np.float32)
-    assert np.allclose(bspline_prefilter(x.copy()), spline_filter1d(x.astype(np.float64), order=3, axis=0, mode="mirror"), atol=1e-5)
+    rng = np.random.default_rng(n)
+    signal = rng.normal(size=n) * 100
+    n_out = max(1, round(n / ratio))
+    positions = source_positions(n, n_out, ratio)
+    cubic = map_coordinates(signal, [positions], order=3, mode="mirror")
+    linear = np.interp(positions, np.arange(n), signal)
+    for axis in range(3):
+        shape = [2, 3, 4]
+        shape[axis] = n
+        array = np.broadcast_to(signal.reshape([-1 if a == axis else 1 for a in range(3)]), shape).astype(np.float32)
+        before = array.copy()
+        for order, expected in ((3, cubic), (1, linear)):
+            result = resample_axis(array, axis, n_out, ratio, order)
+            assert result.dtype == np.float32 and result.shape[axis] == n_out
+            assert np.allclose(np.moveaxis(result, axis, 0), expected.reshape(-1, 1, 1), atol=1e-3), (axis, order)
+        assert np.array_equal(array, before)

@@ -13,7 +13,7 @@ or ``linear``).
 
 Grids that share origin and direction (all that preprocessing and its inverse use) are
 resampled axis by axis with :mod:`pipeline.preprocessing.separable` (same results as
-SimpleITK, several times faster); other grids with SimpleITK's ``Resample``.
+SimpleITK, 3-30x faster); other grids with SimpleITK's ``Resample``.
 ``benchmarks/bench_resampling.py`` measures both against nnU-Net's scikit-image version.
 """
 
