@@ -8,16 +8,14 @@ user input print one clear message and exit with status 1.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from pipeline import stages
 from pipeline.config import load_config
-from pipeline.errors import PipelineError
+from pipeline.cli import USER_ERRORS, add_common_options, report_error, start
 
-log = logging.getLogger("pipeline")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,11 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
 
     def stage(name: str, help_text: str, config: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if config:
-            p.add_argument("--config", required=True, help="experiment config (YAML, or results/config.json)")
-        p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
-        return p
+        return add_common_options(sub.add_parser(name, help=help_text, description=help_text), config)
 
     p = stage("demo-case", "generate one case of the demo dataset")
     p.add_argument("--case", required=True)
@@ -104,11 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one stage; return the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
+    start(args)
     if args.stage == "train" and args.processes > 1 and "WORLD_SIZE" not in os.environ:
         from pipeline.training.distributed import relaunch_with_torchrun
 
@@ -130,11 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         config = load_config(args.config)
         run(args, config)
-    except (PipelineError, ValueError, KeyError, OSError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        log.error("%s failed: %s", args.stage, message)
-        print(f"error: {message}", file=sys.stderr)
-        return 1
+    except USER_ERRORS as err:
+        return report_error(args.stage, err)
     return 0
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline.atomic import write_tsv
 from pipeline.config import load_config
-from pipeline.errors import PipelineError
+from pipeline.cli import USER_ERRORS, add_common_options, report_error, start
 
 log = logging.getLogger("pipeline")
 
@@ -69,20 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--figure", help="example figure (PNG) written by evaluate")
     p.add_argument("--output", required=True)
     for p in sub.choices.values():
-        p.add_argument("--config", required=True, help="experiment config (YAML, or results/config.json)")
-        p.add_argument("--experiment", required=True)
-        p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
+        add_common_options(p).add_argument("--experiment", required=True)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one stage; return the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    start(args)
     try:
         config = load_config(args.config)
         if args.stage == "evaluate":
@@ -101,11 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.experiment, config, pd.read_csv(args.per_case, sep="\t", dtype={"case": str}), pd.read_csv(args.summary, sep="\t"),
                 read_logs(args.logs), figure, args.output,
             )
-    except (PipelineError, ValueError, KeyError, FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        log.error("%s failed: %s", args.stage, message)
-        print(f"error: {message}", file=sys.stderr)
-        return 1
+    except USER_ERRORS as err:
+        return report_error(args.stage, err)
     return 0
 
 

@@ -8,15 +8,13 @@ exit with status 1.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from pipeline.config import load_config
-from pipeline.errors import PipelineError
+from pipeline.cli import USER_ERRORS, add_common_options, report_error, start
 from pipeline.landmarks import stages
 
-log = logging.getLogger("pipeline")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,10 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
 
     def stage(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--config", required=True, help="experiment config (YAML, or results/config.json)")
-        p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
-        return p
+        return add_common_options(sub.add_parser(name, help=help_text, description=help_text))
 
     p = stage("demo-table", "write the landmark table of the brain demo")
     p.add_argument("--output", required=True)
@@ -61,11 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one stage; return the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    start(args)
     try:
         config = load_config(args.config)
         if args.stage == "demo-table":
@@ -78,11 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stages.report(config, args.experiment, args.per_case, args.summary, args.logs, args.output, args.images, args.cases)
         elif args.stage == "compare":
             stages.compare(config, args.experiments, args.per_case, args.summaries, args.output_html, args.output_tsv)
-    except (PipelineError, ValueError, KeyError, FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        log.error("%s failed: %s", args.stage, message)
-        print(f"error: {message}", file=sys.stderr)
-        return 1
+    except USER_ERRORS as err:
+        return report_error(args.stage, err)
     return 0
 
 
