@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import lru_cache
 
 import torch
 
 
-@lru_cache(maxsize=64)
-def _weights(n_in: int, n_out: int) -> torch.Tensor:
-    """``(n_out, n_in)`` float64 CPU matrix of linear interpolation weights, as PyTorch computes
-    them for ``align_corners=False`` with an output size: source coordinate
-    ``(i + 0.5) n_in / n_out - 0.5``, clamped at 0 below and at the last sample above."""
+def interpolation_matrix(n_in: int, n_out: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``(n_out, n_in)`` matrix ``A`` such that ``A @ v`` linearly resamples a length-``n_in``
+    signal ``v`` to ``n_out`` samples with PyTorch's weights for ``align_corners=False`` and an
+    output size: source coordinate ``(i + 0.5) n_in / n_out - 0.5``, clamped at 0 below and at
+    the last sample above. Built per call (microseconds; no cache, which torch.compile would
+    have to trace through)."""
     source = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
     lower = source.floor().long().clamp(max=n_in - 1)
     upper = (lower + 1).clamp(max=n_in - 1)
@@ -31,13 +31,7 @@ def _weights(n_in: int, n_out: int) -> torch.Tensor:
     matrix = torch.zeros(n_out, n_in, dtype=torch.float64)
     matrix[rows, lower] += 1 - fraction
     matrix[rows, upper] += fraction
-    return matrix
-
-
-def interpolation_matrix(n_in: int, n_out: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """``(n_out, n_in)`` matrix ``A`` such that ``A @ v`` linearly resamples a length-``n_in``
-    signal ``v`` to ``n_out`` samples (``align_corners=False``)."""
-    return _weights(n_in, n_out).to(dtype=dtype, device=device)
+    return matrix.to(dtype=dtype, device=device)
 
 
 def resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
