@@ -100,12 +100,12 @@ def kernel_blocks(n_in: int, n_out: int, ratio: float, order: int) -> tuple[tupl
 
     positions = source_positions(n_in, n_out, ratio)
     sampling = _sampling_matrix_transposed(n_in) if order == 3 else None
+    margin = MARGIN if sampling is not None else 0
     blocks = []
     for r0 in range(0, n_out, BLOCK):
         r1 = min(r0 + BLOCK, n_out)
         taps = _taps(positions[r0:r1], n_in, order)
         lowest, highest = min(int(i.min()) for i, _ in taps), max(int(i.max()) for i, _ in taps)
-        margin = MARGIN if sampling is not None else 0
         w0, w1 = max(0, lowest - margin), min(n_in, highest + 1 + margin)
         rows = np.zeros((r1 - r0, w1 - w0))
         for index, weight in taps:

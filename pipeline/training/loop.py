@@ -101,13 +101,12 @@ class _StopFlag:
 
 
 def validate(model: torch.nn.Module, cases: Sequence[PreprocessedCase], patch: Sequence[int], num_classes: int, device: torch.device, amp: torch.dtype | None, batch_size: int) -> list[float]:
-    """Mean sliding-window Dice per foreground class over ``cases`` (preprocessed grid)."""
-    model.eval()
+    """Mean sliding-window Dice per foreground class over ``cases`` (preprocessed grid) of
+    ``model``, which the caller has put in eval mode (:func:`train_loop` does)."""
     scores = []
     for case in cases:
         prob = sliding_window_probabilities([model], np.asarray(case.image), patch, overlap=0.25, batch_size=batch_size, device=device, amp=amp)
         scores.append(dice_per_class(prob.argmax(0).numpy(), np.asarray(case.label), num_classes))
-    model.train()
     return np.nanmean(np.array(scores, dtype=float), axis=0).tolist() if scores else [math.nan] * (num_classes - 1)
 
 
@@ -302,12 +301,12 @@ def train_fold(name: str, experiment: Mapping[str, Any], plan: Mapping[str, Any]
     dataset = BatchDataset([Path(preprocessed) / c for c in split["train"]], patch, batch, settings["foreground_fraction"], settings["seed"], augment, stream=context.rank)
     val_cases = [PreprocessedCase(Path(preprocessed) / c) for c in split["val"]]
 
-    def loss(model: torch.nn.Module, data: dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss(runner: torch.nn.Module, data: dict[str, torch.Tensor]) -> torch.Tensor:
         x = data["image"].to(device, non_blocking=True, memory_format=layout)
-        return loss_fn(model(x), data["label"].to(device, non_blocking=True))
+        return loss_fn(runner(x), data["label"].to(device, non_blocking=True))
 
-    def validate_dice(model: torch.nn.Module) -> tuple[dict[str, float], float]:
-        dice = validate(model, val_cases, patch, num_classes, device, amp, batch)
+    def validate_dice(network: torch.nn.Module) -> tuple[dict[str, float], float]:
+        dice = validate(network, val_cases, patch, num_classes, device, amp, batch)
         score = float(np.nanmean(dice)) if not all(math.isnan(d) for d in dice) else -math.inf
         return {**{f"val_dice_{c}": d for c, d in zip(labels[1:], dice)}, "val_dice_mean": score}, score
 
