@@ -1,6 +1,8 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   - create .venv if missing, run the whole pipeline on the bundled brain demo
 #   make test   - create .venv if missing, run the test suite
+# make lint checks the workflow (snakemake --lint) and the code's lint and format (ruff,
+# snakefmt); make format rewrites the code into that format.
 # CORES sets Snakemake's --cores (default 2); TORCH pins the CPU build of torch that is
 # installed first (an unpinned torch would pull a multi-GB CUDA build).
 
@@ -10,7 +12,11 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-all lint clean
+# What `make lint` checks and `make format` rewrites (configured in pyproject.toml).
+PY_PATHS := pipeline tests workflow/benchmarks
+SMK_PATHS := Snakefile workflow/rules
+
+.PHONY: demo test test-all lint format clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +33,20 @@ test: $(BIN)/.installed
 test-all: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
+# Runs every check even when one fails, so one run lists all findings; fails if any did.
 lint: $(BIN)/.installed
-	$(BIN)/snakemake --lint
+	status=0; \
+	$(BIN)/snakemake --lint || status=1; \
+	$(BIN)/ruff check $(PY_PATHS) || status=1; \
+	$(BIN)/ruff format --check $(PY_PATHS) || status=1; \
+	$(BIN)/snakefmt --check $(SMK_PATHS) || status=1; \
+	exit $$status
+
+# Fixes what can be fixed (imports, upgrades), then formats; prints the findings left to fix by hand.
+format: $(BIN)/.installed
+	$(BIN)/ruff check --fix --exit-zero $(PY_PATHS)
+	$(BIN)/ruff format $(PY_PATHS)
+	$(BIN)/snakefmt $(SMK_PATHS)
 
 clean:
-	rm -rf results logs benchmarks/*/ reports/*.html .snakemake
+	rm -rf results logs benchmarks reports/*.html .snakemake

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import OutputError
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -47,7 +49,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     except OSError as err:  # e.g. a full disk: say which output could not be written
         tmp.unlink(missing_ok=True)
         reason = err.strerror or f"{err} (a full disk or a file-size limit?)"
-        raise OSError(err.errno, f"could not write {final}: {reason}") from err
+        raise OutputError(err.errno, f"could not write {final}: {reason}") from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -64,7 +66,7 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
     write_text(path, json.dumps(_clean(data), indent=2, sort_keys=False) + "\n")
 
 
-def write_tsv(path: str | os.PathLike[str], frame: "Any", **kwargs: Any) -> None:
+def write_tsv(path: str | os.PathLike[str], frame: Any, **kwargs: Any) -> None:
     """Write a pandas DataFrame as TSV atomically (no index unless asked)."""
     kwargs.setdefault("index", False)
     with atomic_path(path) as tmp:

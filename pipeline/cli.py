@@ -1,6 +1,7 @@
-"""What the ``python -m pipeline[.landmarks|.denoise] <stage>`` entry points share: the common
-options, logging, the thread count, and turning an error on user input into one message and
-exit status 1 (no traceback)."""
+"""What the ``python -m pipeline <stage>`` entry points share: the common options, logging,
+the thread count, and turning an error on user input into one message and exit status 1
+(no traceback). Only the project's own errors count as user errors; any other exception
+is a bug and reaches the log with its traceback."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pipeline.errors import PipelineError
 log = logging.getLogger("pipeline")
 
 #: Errors that come from the user's input or files: reported in one line, exit status 1.
-USER_ERRORS = (PipelineError, ValueError, KeyError, OSError)
+USER_ERRORS = (PipelineError,)
 
 
 def add_common_options(parser: argparse.ArgumentParser, config: bool = True) -> argparse.ArgumentParser:
@@ -35,7 +36,6 @@ def start(args: argparse.Namespace) -> None:
 
 def report_error(stage: str, err: BaseException) -> int:
     """Log and print ``err`` as the one message of a failed ``stage``; return exit status 1."""
-    message = err.args[0] if isinstance(err, KeyError) and err.args else err
-    log.error("%s failed: %s", stage, message)
-    print(f"error: {message}", file=sys.stderr)
+    log.error("%s failed: %s", stage, err)
+    print(f"error: {err}", file=sys.stderr)
     return 1

@@ -1,4 +1,8 @@
-"""Exceptions raised on bad user input (config, manifests, images, checkpoints)."""
+"""Exceptions raised on bad user input (config, manifests, images, checkpoints).
+
+The command line prints a :class:`PipelineError` as one line (exit status 1); any other
+exception is a bug and keeps its traceback in the log.
+"""
 
 
 class PipelineError(Exception):
@@ -7,6 +11,15 @@ class PipelineError(Exception):
 
 class ConfigError(PipelineError):
     """The configuration does not match the schema."""
+
+
+class SettingError(ConfigError, ValueError):
+    """A setting's value cannot be used, found where it is used (a model or loss setting,
+    a plan value). Also a ``ValueError``, for callers of the library functions."""
+
+
+class OutputError(PipelineError, OSError):
+    """An output could not be written (a full disk, a file-size limit, no permission)."""
 
 
 class CaseError(PipelineError):
@@ -20,3 +33,16 @@ class CaseError(PipelineError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"case {case!r}, file {self.path}: {problem}")
+
+
+class GeometryError(CaseError, ValueError):
+    """Two images of a case do not lie on the same voxel grid (size, spacing, origin or direction).
+
+    Also a ``ValueError``, so callers that caught the plain ``ValueError`` of earlier versions
+    still do.
+    """
+
+
+class EvaluationError(PipelineError, ValueError):
+    """The inputs of an evaluation do not fit together: unpaired files, missing labels, or
+    label maps whose values are not the declared labels (also a ``ValueError``)."""

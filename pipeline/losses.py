@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from monai.losses import DiceLoss, FocalLoss
 from torch import nn
 
+from pipeline.errors import SettingError
+
 LOSS_NAMES: tuple[str, ...] = ("ce", "dice", "focal", "dice_ce", "dice_focal")
 
 #: Settings of each loss with their defaults (also the schema defaults).
@@ -80,7 +82,7 @@ class SegmentationLoss(nn.Module):
         """Scalar loss of ``logits`` (``B C H W [D]`` or a list of them) against ``target`` (``B 1 H W [D]``)."""
         outputs = [logits] if isinstance(logits, torch.Tensor) else list(logits)
         if not outputs:
-            raise ValueError("loss got an empty list of outputs.")
+            raise SettingError("loss got an empty list of outputs.")
         _check(outputs[0], target, self.class_weights)
         if len(outputs) == 1:
             return self.single(outputs[0], target)
@@ -89,10 +91,7 @@ class SegmentationLoss(nn.Module):
         total = outputs[0].new_zeros((), dtype=torch.float32)
         for weight, output in zip(weights, outputs):
             if output.shape[:2] != outputs[0].shape[:2] or output.ndim != outputs[0].ndim:
-                raise ValueError(
-                    f"deep supervision outputs must share batch and channel sizes, got "
-                    f"{tuple(outputs[0].shape)} and {tuple(output.shape)}."
-                )
+                raise SettingError(f"deep supervision outputs must share batch and channel sizes, got {tuple(outputs[0].shape)} and {tuple(output.shape)}.")
             scaled = target
             if output.shape[2:] != target.shape[2:]:
                 scaled = F.interpolate(target.float(), size=output.shape[2:], mode="nearest").long()
@@ -103,25 +102,24 @@ class SegmentationLoss(nn.Module):
 def _check(logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None) -> None:
     """Raise a ValueError naming the shapes or values if ``logits`` and ``target`` do not fit."""
     if logits.ndim not in (4, 5):
-        raise ValueError(f"logits must be B C H W or B C H W D, got shape {tuple(logits.shape)}.")
+        raise SettingError(f"logits must be B C H W or B C H W D, got shape {tuple(logits.shape)}.")
     expected = (logits.shape[0], 1, *logits.shape[2:])
     if tuple(target.shape) != expected:
-        raise ValueError(
+        raise SettingError(
             f"target must be B 1 H W [D] class indices matching the logits, expected shape {expected} "
             f"for logits {tuple(logits.shape)}, got {tuple(target.shape)}."
         )
     if torch.is_floating_point(target) or target.dtype == torch.bool:
-        raise ValueError(f"target must hold integer class indices (e.g. torch.long), got dtype {target.dtype}.")
+        raise SettingError(f"target must hold integer class indices (e.g. torch.long), got dtype {target.dtype}.")
     classes = logits.shape[1]
     if classes < 2:
-        raise ValueError(f"softmax losses need at least 2 classes (background included), got {classes} logit channels.")
+        raise SettingError(f"softmax losses need at least 2 classes (background included), got {classes} logit channels.")
     low, high = int(target.min()), int(target.max())
     if low < 0 or high >= classes:
-        raise ValueError(f"target holds class indices {low}..{high} but the logits have {classes} classes (0..{classes - 1}).")
+        raise SettingError(f"target holds class indices {low}..{high} but the logits have {classes} classes (0..{classes - 1}).")
     if class_weights is not None and class_weights.numel() != classes:
-        raise ValueError(
-            f"class_weights has {class_weights.numel()} entries but the logits have {classes} classes; "
-            "give one weight per class, background included."
+        raise SettingError(
+            f"class_weights has {class_weights.numel()} entries but the logits have {classes} classes; give one weight per class, background included."
         )
 
 
@@ -131,7 +129,7 @@ def _check_number(key: str, value: Any, minimum: float, maximum: float = math.in
     if not ok:
         bound = ">=" if inclusive else ">"
         upper = f" and <= {maximum}" if maximum < math.inf else ""
-        raise ValueError(f"loss setting {key} must be a number {bound} {minimum}{upper}, got {value!r}.")
+        raise SettingError(f"loss setting {key} must be a number {bound} {minimum}{upper}, got {value!r}.")
     return float(value)
 
 
@@ -147,25 +145,25 @@ def build_loss(name: str, class_weights: Sequence[float] | None = None, **settin
         ValueError: unknown name (listing valid names), unknown setting, or an invalid value.
     """
     if name not in LOSS_SETTINGS:
-        raise ValueError(f"Unknown loss name {name!r}; valid names are {list(LOSS_NAMES)}.")
+        raise SettingError(f"Unknown loss name {name!r}; valid names are {list(LOSS_NAMES)}.")
     own = LOSS_SETTINGS[name]
     every = {key: default for table in LOSS_SETTINGS.values() for key, default in table.items()}
     for key, value in settings.items():
         if key not in every:
-            raise ValueError(f"Unknown loss setting {key!r} for {name!r}; valid settings are {sorted(own)}.")
+            raise SettingError(f"Unknown loss setting {key!r} for {name!r}; valid settings are {sorted(own)}.")
         if key not in own and value != every[key]:
             users = sorted(n for n, table in LOSS_SETTINGS.items() if key in table)
-            raise ValueError(f"Loss setting {key}={value!r} applies to {users} only, not to {name!r}; remove it.")
+            raise SettingError(f"Loss setting {key}={value!r} applies to {users} only, not to {name!r}; remove it.")
     config = {**every, **{k: v for k, v in settings.items() if k in own}}
     weights = None
     if class_weights is not None:
         if hasattr(class_weights, "tolist"):  # numpy array or torch tensor
             class_weights = class_weights.tolist()
         if isinstance(class_weights, (str, bytes)) or not isinstance(class_weights, Sequence) or len(class_weights) < 2:
-            raise ValueError(f"class_weights must be a list with one weight per class (>= 2) or None, got {class_weights!r}.")
+            raise SettingError(f"class_weights must be a list with one weight per class (>= 2) or None, got {class_weights!r}.")
         values = [_check_number("class_weights entry", w, 0.0) for w in class_weights]
         if max(values) <= 0:
-            raise ValueError(f"class_weights must hold at least one positive weight, got {list(class_weights)!r}.")
+            raise SettingError(f"class_weights must hold at least one positive weight, got {list(class_weights)!r}.")
         weights = torch.tensor(values, dtype=torch.float32)
     for key in ("lambda_dice", "lambda_other", "gamma"):
         _check_number(key, config[key], 0.0)
@@ -174,7 +172,7 @@ def build_loss(name: str, class_weights: Sequence[float] | None = None, **settin
         _check_number(key, config[key], 0.0)
     for key in ("include_background", "batch_dice"):
         if not isinstance(config[key], bool):
-            raise ValueError(f"loss setting {key} must be true or false, got {config[key]!r}.")
+            raise SettingError(f"loss setting {key} must be true or false, got {config[key]!r}.")
     dice = None
     if name in ("dice", "dice_ce", "dice_focal"):
         dice_weight = weights if weights is None or config["include_background"] else weights[1:]

@@ -10,7 +10,21 @@ import pytest
 from pipeline.__main__ import main
 from tests.conftest import write_volume
 
-STAGES = ["demo-case", "check", "fingerprint", "plan", "preprocess", "train", "predict-case", "predict", "evaluate", "evaluate-case", "aggregate", "report", "compare"]
+STAGES = [
+    "demo-case",
+    "check",
+    "fingerprint",
+    "plan",
+    "preprocess",
+    "train",
+    "predict-case",
+    "predict",
+    "evaluate",
+    "evaluate-case",
+    "aggregate",
+    "report",
+    "compare",
+]
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -52,3 +52,13 @@ def test_config_readme_documents_every_key_of_the_schema():
     from pipeline.config_docs import render
 
     assert (REPO / "config" / "README.md").read_text(encoding="utf-8") == render(), "regenerate: python -m pipeline.config_docs > config/README.md"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_numbers_are_rejected_naming_the_key(value):
+    config = {
+        "dataset": {"demo": "brain", "channels": [{"name": "t1", "modality": "mri"}], "labels": {0: "bg", 1: "gm"}},
+        "experiments": {"e": {"training": {"learning_rate": value}}},
+    }
+    with pytest.raises(ConfigError, match=r"experiments\.e\.training\.learning_rate: .*must be finite"):
+        validate_config(config)

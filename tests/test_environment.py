@@ -1,8 +1,8 @@
 """pyproject.toml and environment.yml name the same dependencies."""
 
 import re
-import tomllib
 
+import tomllib
 import yaml
 
 from tests.conftest import REPO

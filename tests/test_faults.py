@@ -2,10 +2,8 @@
 that looks complete, and a rerun gives the undisturbed result; a full disk, a wrong
 checkpoint and hostile names give clear errors."""
 
-import os
 import random
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -46,7 +44,7 @@ def stage_commands(w: Path, out: Path) -> dict[str, tuple[list[str], list[Path]]
                   [out / "fold_0/best.pt", out / "fold_0/last.pt", out / "fold_0/log.tsv"]),
         "predict": (py + ["predict-case", *cfg, "--experiment", "tiny", "--checkpoints", str(w / "results/models/tiny/fold_0/best.pt"), "--case-dir", str(pre / "brain_004"),
                           "--output", str(out / "pred.nii.gz")], [out / "pred.nii.gz"]),
-        "evaluate": (py + ["evaluate-case", *cfg, "--case", "brain_004", "--prediction", str(w / "results/predictions/tiny/brain_004.nii.gz"), "--output", str(out / "eval.tsv")],
+        "evaluate": (py + ["evaluate-case", *cfg, "--experiment", "tiny", "--case", "brain_004", "--prediction", str(w / "results/predictions/tiny/brain_004.nii.gz"), "--output", str(out / "eval.tsv")],
                      [out / "eval.tsv"]),
         "report": (py + ["report", *cfg, "--experiment", "tiny", "--per-case", str(w / "results/evaluation/tiny/per_case.tsv"), "--summary", str(w / "results/evaluation/tiny/summary.tsv"),
                          "--logs", str(w / "results/models/tiny/fold_0/log.tsv"), "--plan", str(w / "results/plans/plans.json"), "--output", str(out / "report.html")],
@@ -109,7 +107,7 @@ def test_disk_full_during_a_write_is_a_clear_error_and_leaves_no_output(run, tmp
 
 
 def test_checkpoint_of_another_architecture_or_class_count_is_refused(run, tmp_path):
-    from pipeline.training.loop import make_model
+    from pipeline.models import build_network as make_model
 
     state = load_checkpoint(run / "results/models/tiny/fold_0/best.pt")
     arch = state["architecture"]
@@ -124,7 +122,8 @@ def test_checkpoint_of_another_architecture_or_class_count_is_refused(run, tmp_p
 
 
 def test_hostile_case_ids_never_reach_the_filesystem_or_shell(tmp_path):
-    from pipeline.io.manifest import ManifestError, read_manifest
+    from pipeline.io.cases import ManifestError
+    from pipeline.io.manifest import read_manifest
 
     marker = tmp_path / "pwned"
     for case in ("../escape", f"x;touch {marker}", "$(touch pwned)", "a b"):

@@ -5,16 +5,23 @@ import pytest
 import torch
 
 from pipeline.config import validate_config
-from pipeline.inference import dice_per_class, sliding_window_probabilities
+from pipeline.evaluation.validation import dice_per_class
+from pipeline.inference.sliding_window import sliding_window
 from pipeline.io.images import read_image
-from pipeline.predict import collect_inputs, predict_folder
+from pipeline.io.inputs import collect_inputs
+from pipeline.models import build_network as make_model
 from pipeline.preprocessing.plan import make_plan
+from pipeline.tasks.segmentation.new_images import predict_folder
+from pipeline.tasks.segmentation.train import architecture
 from pipeline.training.checkpoint import save_checkpoint
-from pipeline.training.loop import architecture, make_model
 from tests.conftest import blob_case, write_volume
 
 DIRECTION = (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
-CONFIG = {"dataset": {"manifest": "m", "labels": {0: "bg", 1: "outer", 2: "inner"}}, "plan": {"target_spacing": [1.0, 1.0, 1.0], "patch_size": [8, 8, 8], "batch_size": 2}, "experiments": {"e": {"model": {"name": "unet", "channels": [4, 8]}}}}
+CONFIG = {
+    "dataset": {"manifest": "m", "labels": {0: "bg", 1: "outer", 2: "inner"}},
+    "plan": {"target_spacing": [1.0, 1.0, 1.0], "patch_size": [8, 8, 8], "batch_size": 2},
+    "experiments": {"e": {"model": {"name": "unet", "channels": [4, 8]}}},
+}
 
 
 def _pointwise(seed: int) -> torch.nn.Module:
@@ -25,9 +32,9 @@ def _pointwise(seed: int) -> torch.nn.Module:
 def test_ensemble_is_the_mean_of_the_folds_probabilities():
     image = np.random.default_rng(0).normal(size=(1, 10, 12, 9)).astype(np.float32)
     a, b = _pointwise(0), _pointwise(1)
-    both = sliding_window_probabilities([a, b], image, [8, 8, 8], overlap=0.5)
-    pa = sliding_window_probabilities([a], image, [8, 8, 8], overlap=0.5)
-    pb = sliding_window_probabilities([b], image, [8, 8, 8], overlap=0.5)
+    both = sliding_window([a, b], image, [8, 8, 8], overlap=0.5)
+    pa = sliding_window([a], image, [8, 8, 8], overlap=0.5)
+    pb = sliding_window([b], image, [8, 8, 8], overlap=0.5)
     torch.testing.assert_close(both, (pa + pb) / 2)
     assert both.shape == (3, 10, 12, 9)
     torch.testing.assert_close(both.sum(0), torch.ones(10, 12, 9))
@@ -36,8 +43,8 @@ def test_ensemble_is_the_mean_of_the_folds_probabilities():
 def test_mirroring_a_mirror_equivariant_model_changes_nothing():
     image = np.random.default_rng(1).normal(size=(1, 9, 11, 10)).astype(np.float32)
     model = _pointwise(2)
-    plain = sliding_window_probabilities([model], image, [8, 8, 8], overlap=0.5)
-    mirrored = sliding_window_probabilities([model], image, [8, 8, 8], overlap=0.5, mirror=True)
+    plain = sliding_window([model], image, [8, 8, 8], overlap=0.5)
+    mirrored = sliding_window([model], image, [8, 8, 8], overlap=0.5, mirror=True)
     torch.testing.assert_close(plain, mirrored, rtol=1e-5, atol=1e-6)
 
 
@@ -57,7 +64,9 @@ def model_folder(tmp_path):
     for fold in (0, 1):
         torch.manual_seed(fold)
         model = make_model(arch)
-        save_checkpoint(tmp_path / "model" / f"fold_{fold}" / "best.pt", {"model": model.state_dict(), "architecture": arch, "plan": plan, "experiment": experiment})
+        save_checkpoint(
+            tmp_path / "model" / f"fold_{fold}" / "best.pt", {"model": model.state_dict(), "architecture": arch, "plan": plan, "experiment": experiment}
+        )
     return tmp_path / "model"
 
 
@@ -87,16 +96,17 @@ def test_multichannel_inputs_use_nnunet_naming(tmp_path):
 
 def test_compiled_models_predict_the_same_probabilities(model_folder):
     """inference.compile: torch.compile'd networks give the eager networks' probabilities."""
-    from pipeline.stages import load_models
+    from pipeline.inference.ensemble import load_models
 
     checkpoints = sorted(model_folder.glob("fold_*/best.pt"))
-    eager, plan = load_models(checkpoints)
-    compiled, _ = load_models(checkpoints, compile=True)
+    eager, state = load_models(checkpoints, make_model, "segmentation")
+    compiled, _ = load_models(checkpoints, make_model, "segmentation", compile=True)
+    plan = state["plan"]
     assert type(compiled[0]) is not type(eager[0])
     image, _ = blob_case(shape=(10, 13, 11))
     image = image[None].astype(np.float32)
-    expected = sliding_window_probabilities(eager, image, plan["patch_size"], overlap=0.5)
-    torch.testing.assert_close(sliding_window_probabilities(compiled, image, plan["patch_size"], overlap=0.5), expected, rtol=1e-4, atol=1e-5)
+    expected = sliding_window(eager, image, plan["patch_size"], overlap=0.5)
+    torch.testing.assert_close(sliding_window(compiled, image, plan["patch_size"], overlap=0.5), expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(10, 13, 11), (5, 20, 8)])
@@ -107,18 +117,24 @@ def test_stitching_equals_monais_sliding_window_inference(shape):
     image = np.random.default_rng(3).normal(size=(1, *shape)).astype(np.float32)
     torch.manual_seed(0)
     models = [torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv3d(4, 3, 3, padding=1)).eval() for _ in range(2)]
-    ours = sliding_window_probabilities(models, image, [8, 8, 8], overlap=0.5)
+    ours = sliding_window(models, image, [8, 8, 8], overlap=0.5)
     with torch.no_grad():
-        expected = sum(sliding_window_inference(torch.from_numpy(image)[None], [8, 8, 8], 2, lambda w, m=m: torch.softmax(m(w), 1), overlap=0.5, mode="gaussian")[0] for m in models) / 2
+        expected = (
+            sum(
+                sliding_window_inference(torch.from_numpy(image)[None], [8, 8, 8], 2, lambda w, m=m: torch.softmax(m(w), 1), overlap=0.5, mode="gaussian")[0]
+                for m in models
+            )
+            / 2
+        )
     assert ours.shape == (3, *shape)
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)
-    half = sliding_window_probabilities(models, image, [8, 8, 8], overlap=0.5, out_dtype=torch.float16)
+    half = sliding_window(models, image, [8, 8, 8], overlap=0.5, out_dtype=torch.float16)
     assert half.dtype == torch.float16
     torch.testing.assert_close(half.float(), expected, rtol=0, atol=2e-3)
 
 
 def test_mirror_auto_follows_the_validation_scores():
-    from pipeline.inference import resolve_mirror
+    from pipeline.inference.ensemble import resolve_mirror
 
     better, worse = {"dice": 0.80, "dice_mirrored": 0.82}, {"dice": 0.80, "dice_mirrored": 0.79}
     assert resolve_mirror("auto", [better]) and not resolve_mirror("auto", [worse])

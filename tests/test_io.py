@@ -6,9 +6,10 @@ import pytest
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import CaseError
+from pipeline.io.cases import ManifestError, validate_case_id
 from pipeline.io.check import check_case
 from pipeline.io.images import Geometry, read_image, write_image
-from pipeline.io.manifest import ManifestError, read_manifest, validate_case_id
+from pipeline.io.manifest import read_manifest
 from tests.conftest import blob_case, write_volume
 
 LABELS = {0: "background", 1: "outer", 2: "inner"}
@@ -100,8 +101,6 @@ def test_each_bad_input_names_case_file_and_problem(tmp_path, problem, message):
         _check("case_7", image_path, label_path)
     assert info.value.case == "case_7"
     assert str(bad) in str(info.value)
-
-
 
 
 def test_manifest_missing_column_duplicates_and_unsafe_ids(tmp_path):

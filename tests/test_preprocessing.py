@@ -51,7 +51,14 @@ def test_kfold_splits_partition_the_training_cases():
 
 
 def _plan(spacing, crop=True):
-    config = validate_config({"dataset": {"manifest": "m", "labels": {0: "bg", 1: "a", 2: "b"}}, "plan": {"target_spacing": spacing}, "preprocessing": {"crop_to_nonzero": crop}, "experiments": {"e": {}}})
+    config = validate_config(
+        {
+            "dataset": {"manifest": "m", "labels": {0: "bg", 1: "a", 2: "b"}},
+            "plan": {"target_spacing": spacing},
+            "preprocessing": {"crop_to_nonzero": crop},
+            "experiments": {"e": {}},
+        }
+    )
     fingerprint = {"spacings": [[1.0, 1.0, 3.0]], "shapes": [[10, 20, 20]], "intensity": {"image": {}}, "class_totals": {"bg": 10, "a": 5, "b": 1}}
     return make_plan(fingerprint, config)
 

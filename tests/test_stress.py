@@ -1,7 +1,7 @@
 """The stress run of issue 10: the whole workflow on 200 tiny cases with --cores 2.
 
 Slow (about 3 minutes on 2 cores), so marked ``slow``; CI runs it after the default suite
-(`.ci/run`). `benchmarks/stress_run.py` prints the same figures.
+(`.ci/run`). `workflow/benchmarks/stress_run.py` prints the same figures.
 """
 
 import importlib.util
@@ -13,7 +13,7 @@ from tests.conftest import REPO
 
 @pytest.mark.slow
 def test_200_cases_finish_without_a_failed_job_in_bounded_memory(tmp_path):
-    spec = importlib.util.spec_from_file_location("stress_run", REPO / "benchmarks" / "stress_run.py")
+    spec = importlib.util.spec_from_file_location("stress_run", REPO / "workflow" / "benchmarks" / "stress_run.py")
     stress = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stress)
     result = stress.run_stress(200, tmp_path)

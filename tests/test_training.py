@@ -39,7 +39,12 @@ def prepared(tmp_path_factory):
     """Tiny preprocessed cases, plan, splits and config files."""
     root = tmp_path_factory.mktemp("train")
     config = validate_config(CONFIG)
-    fingerprint = {"spacings": [[1.0, 1.0, 1.0]] * 4, "shapes": [[12, 14, 16]] * 4, "intensity": {"image": {}}, "class_totals": {"bg": 100, "outer": 30, "inner": 10}}
+    fingerprint = {
+        "spacings": [[1.0, 1.0, 1.0]] * 4,
+        "shapes": [[12, 14, 16]] * 4,
+        "intensity": {"image": {}},
+        "class_totals": {"bg": 100, "outer": 30, "inner": 10},
+    }
     plan = make_plan(fingerprint, config)
     for i in range(4):
         image, label = blob_case(seed=i)
@@ -164,7 +169,8 @@ def test_two_data_parallel_processes_agree_on_the_weights(prepared):
 
 
 def test_progress_bar_in_a_terminal_plain_lines_in_a_log_file(prepared, reference_run):
-    """A terminal on stderr gets a redrawn bar; a log file (as a rule's) gets only plain lines."""
+    """A terminal on stderr gets a redrawn bar; a log file (as a rule's) gets only plain lines.
+    The pty has no size (0 x 0), where tqdm on its own would draw nothing."""
     import pty
 
     fold_dir = prepared / "tty"
@@ -183,7 +189,7 @@ def test_progress_bar_in_a_terminal_plain_lines_in_a_log_file(prepared, referenc
     os.close(leader)
     assert process.wait(timeout=300) == 0
     terminal = b"".join(chunks).decode("utf-8", "replace")
-    assert "\r" in terminal and "18/18 100%" in terminal and "it/s" in terminal
+    assert "\r" in terminal and "18/18 100%" in terminal and "it/s" in terminal and " left" in terminal and "loss " in terminal
     assert "epoch 6/6" in terminal  # the per-epoch lines still show
 
     logged = prepared / "logged.log"
@@ -194,17 +200,38 @@ def test_progress_bar_in_a_terminal_plain_lines_in_a_log_file(prepared, referenc
 
 
 def test_progress_bar_text():
+    """The tqdm bar: label, iterations, percentage, loss, rate and time left, redrawn in place;
+    redrawn at once after a clear (the loop clears it for each epoch's log line)."""
     import io
 
-    from pipeline.training.progress import ProgressBar, format_seconds
+    from pipeline.training.progress import ProgressBar
 
-    stream = io.StringIO()
-    bar = ProgressBar(200, start=50, stream=stream, label="unet fold_0", force=True)
-    assert bar.line(50).startswith("unet fold_0 [") and "50/200  25%" in bar.line(50)
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    bar = ProgressBar(200, start=50, stream=stream, label="unet fold_0", per_second=0.001)  # throttled to one draw in 1000 s
+    assert bar.enabled
+    assert stream.getvalue().startswith("\runet fold_0 50/200  25% |")  # drawn at once, a resumed run part-way
+    bar.update(60, loss=0.5)
+    assert "60/200" not in stream.getvalue()  # throttled
+    bar.clear()
+    assert stream.getvalue().endswith("\r")
+    bar.update(61, loss=0.5)
+    assert "61/200  30%" in stream.getvalue() and "loss 0.5000" in stream.getvalue()  # redrawn after the clear
     bar.update(200, loss=0.25)
-    assert "200/200 100% loss 0.2500" in stream.getvalue()
-    assert not ProgressBar(10, stream=io.StringIO()).enabled  # not a terminal
-    assert (format_seconds(45), format_seconds(192), format_seconds(3720)) == ("45s", "3m12s", "1h02m")
+    last = stream.getvalue().rsplit("\r", 1)[-1]
+    assert last.startswith("unet fold_0 200/200 100% |") and "it/s" in last and " left" in last and last.endswith("loss 0.2500")
+    bar.close()
+    assert stream.getvalue().endswith("\n")
+
+    quiet = io.StringIO()  # not a terminal: a rule's log file
+    bar = ProgressBar(10, stream=quiet)
+    bar.update(5, loss=1.0)
+    bar.clear()
+    bar.close()
+    assert not bar.enabled and quiet.getvalue() == ""
 
 
 def test_compiled_training_reaches_the_same_weights(prepared, reference_run, tmp_path):
@@ -225,7 +252,7 @@ def test_compiled_training_reaches_the_same_weights(prepared, reference_run, tmp
 
 
 def test_loader_workers_auto_uses_processes_only_on_cuda():
-    from pipeline.training.device import loader_workers
+    from pipeline.runtime import loader_workers
 
     assert loader_workers("auto", torch.device("cpu")) == 0
     assert 1 <= loader_workers("auto", torch.device("cuda")) <= 8

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.config import validate_config
+from pipeline.workflow import config_text
 from tests.conftest import REPO
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -44,6 +46,8 @@ def finished_run(tmp_path_factory):
     (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
     result = run_snakemake(workdir, "--cores", "2")
     assert result.returncode == 0, result.stderr[-4000:]
+    # every job reads results/config.json: it was written before the first of them
+    assert (workdir / "results/config.json").stat().st_mtime_ns <= (workdir / "results/demo/brain/manifest.tsv").stat().st_mtime_ns
     return workdir
 
 
@@ -109,6 +113,59 @@ def test_changing_inference_settings_repredicts_without_retraining(finished_run)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = set(re.findall(r"^\s*rule (\w+):", result.stdout + result.stderr, flags=re.MULTILINE))
     assert "predict_cases_0" in jobs and "train" not in jobs, jobs
+
+
+def reordered(value):
+    """``value`` with the keys of every mapping in reverse order."""
+    if isinstance(value, dict):
+        return {k: reordered(value[k]) for k in reversed(list(value))}
+    if isinstance(value, list):
+        return [reordered(v) for v in value]
+    return value
+
+
+def planned_jobs(output: str) -> set[str]:
+    """The rules of the jobs that a dry run lists."""
+    return set(re.findall(r"^\s*(?:local)?rule (\w+):", output, flags=re.MULTILINE))
+
+
+def test_reordering_keys_reruns_nothing_and_renaming_reruns_only_what_shows_names(finished_run):
+    """Params are canonical, only evaluation and reports read the display names, and
+    results/config.json is written by real runs only, and only when its text changes."""
+    config, resolved = finished_run / "config.yaml", finished_run / "results/config.json"
+    original = config.read_text(encoding="utf-8")
+    # what the workflow writes for this config (an earlier test may have run another one)
+    resolved_text = config_text(validate_config(yaml.safe_load(original)))
+    resolved.write_text(resolved_text, encoding="utf-8")
+    settings = reordered(yaml.safe_load(original))
+    assert list(settings) != list(yaml.safe_load(original))
+    try:
+        config.write_text(yaml.safe_dump(settings, sort_keys=False))
+        result = run_snakemake(finished_run, "--cores", "1", "-n")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Nothing to be done" in result.stdout + result.stderr, planned_jobs(result.stdout + result.stderr)
+        # A real job with the reordered config: the resolved config keeps its text and time.
+        os.utime(resolved, ns=(1_000_000_000, 1_000_000_000))
+        result = run_snakemake(finished_run, "--cores", "1", "reports/index.html", "--forcerun", "compare_segmentation")
+        assert result.returncode == 0 and "Finished jobid" in result.stdout + result.stderr, result.stderr[-3000:]
+        assert resolved.stat().st_mtime_ns == 1_000_000_000 and resolved.read_text(encoding="utf-8") == resolved_text
+        settings["dataset"]["name"] = "renamed demo"
+        settings["dataset"]["labels"][1] = "cortex"
+        config.write_text(yaml.safe_dump(settings, sort_keys=False))
+        result = run_snakemake(finished_run, "--cores", "1", "-n")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert planned_jobs(result.stdout + result.stderr) == {"evaluate_case", "aggregate", "report", "compare_segmentation", "all"}
+    finally:
+        config.write_text(original)
+    assert resolved.read_text(encoding="utf-8") == resolved_text  # dry runs leave it alone
+
+
+def test_dry_run_writes_nothing_under_results(tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
+    result = run_snakemake(tmp_path, "--cores", "1", "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "predict_cases_0" in planned_jobs(result.stdout + result.stderr)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
 
 
 def test_snakemake_report_bundles_the_reports(finished_run):

@@ -10,14 +10,14 @@ It is a realistic but easy dataset: one template's anatomy, varied, not a cohort
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from pipeline.demo import write_demo_manifest
+from pipeline.demo.files import wheel_file
+from pipeline.errors import SettingError
 from pipeline.io.images import Geometry, write_image
 
 TEMPLATE = "mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz"
@@ -31,20 +31,13 @@ def template_path(kind: str) -> Path:
     Raises:
         FileNotFoundError: nilearn is not installed or does not ship the file.
     """
-    try:
-        dist = importlib.metadata.distribution("nilearn")
-    except importlib.metadata.PackageNotFoundError as err:
-        raise FileNotFoundError("the brain demo needs the nilearn package (pip install nilearn); it ships the MNI template") from err
-    path = Path(dist.locate_file(f"nilearn/datasets/data/{TEMPLATE.format(kind=kind)}"))
-    if not path.exists():
-        raise FileNotFoundError(f"nilearn {dist.version} does not ship {path.name} (expected under nilearn/datasets/data/)")
-    return path
+    return wheel_file("nilearn", f"nilearn/datasets/data/{TEMPLATE.format(kind=kind)}", "the brain demo")
 
 
 def case_ids(n_cases: int, n_test: int) -> dict[str, str]:
     """``{case id: split}`` of the demo: the last ``n_test`` cases are held-out test cases."""
     if not 1 <= n_test < n_cases:
-        raise ValueError(f"demo.test_cases must be between 1 and cases - 1 = {n_cases - 1}, got {n_test}")
+        raise SettingError(f"demo.test_cases must be between 1 and cases - 1 = {n_cases - 1}, got {n_test}")
     return {f"brain_{i:03d}": ("test" if i >= n_cases - n_test else "train") for i in range(n_cases)}
 
 
@@ -127,8 +120,3 @@ def make_case(index: int, image_path: str | os.PathLike[str], label_path: str | 
     geometry = Geometry.of(grid)
     write_image(image, geometry, image_path)
     write_image(label, geometry, label_path)
-
-
-def write_manifest(path: str | os.PathLike[str], splits: dict[str, str]) -> None:
-    """Write the demo manifest (``case``, ``t1``, ``label``, ``split``), paths relative to it."""
-    write_demo_manifest(path, splits, CHANNEL)

@@ -118,9 +118,7 @@ def evaluate_case(
                 pred_to_ref=directed_distances(pts_pred, make_tree(pts_ref), pred_on_ref, bound_mm),
                 ref_to_pred=directed_distances(pts_ref, make_tree(pts_pred), ref_on_pred, bound_mm),
             )
-            row.update(
-                distance_summary(dists, tolerances[c], conventions.hd_percentile, conventions.hd_percentile_method)
-            )
+            row.update(distance_summary(dists, tolerances[c], conventions.hd_percentile, conventions.hd_percentile_method))
         row.update(
             n_ref=n_ref, n_pred=n_pred, empty_ref=n_ref == 0, empty_pred=n_pred == 0,
             missed=n_ref > 0 and n_pred == 0, false_positive_empty=n_ref == 0 and n_pred > 0,

@@ -43,7 +43,10 @@ class Conventions:
             reference and the prediction: ``"one"`` gives 1.0 (a correct "nothing there"),
             ``"nan"`` gives NaN (nnU-Net and MONAI ``ignore_empty=True`` style). With ``"nan"`` the
             distances and NSD of such a class are NaN too; with ``"one"`` the distances are 0 mm
-            and NSD is 1.0.
+            and NSD is 1.0. This is a per-case convention: a class that is absent from every
+            reference is not evaluable, and the class-level summary
+            (:func:`pipeline.evaluation.summary.summarize`) reports it as such (NaN scores,
+            ``n_reference`` 0, a note, left out of ``mean_foreground``), never as 1.0.
         empty_distance: HD/HD95/ASSD when exactly one of the two masks is empty: ``"worst"`` gives
             the diagonal of the image's field of view in mm (``sqrt(sum((shape * spacing)**2))``,
             larger than any distance that can occur inside the image, so a miss is penalised and
@@ -101,8 +104,7 @@ class Conventions:
             if key in table:
                 return table[key]
         raise ValueError(
-            f"evaluation.surface_tolerance_mm has no entry for class {name!r} (label {label}); "
-            f"found keys {sorted(table)}. Add the class or a 'default' key."
+            f"evaluation.surface_tolerance_mm has no entry for class {name!r} (label {label}); found keys {sorted(table)}. Add the class or a 'default' key."
         )
 
     def as_dict(self) -> dict[str, Any]:

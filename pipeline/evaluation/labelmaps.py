@@ -56,10 +56,7 @@ def _as_integer(arr: np.ndarray, role: str, case_id: str) -> np.ndarray:
         bad = ~np.isfinite(arr) | (arr != np.round(arr))
         if bad.any():
             example = arr[bad].flat[0].item()
-            raise ValueError(
-                f"{_case(case_id)}: the {role} label map must hold integer label values, "
-                f"found non-integer value {example!r} (dtype {arr.dtype})."
-            )
+            raise ValueError(f"{_case(case_id)}: the {role} label map must hold integer label values, found non-integer value {example!r} (dtype {arr.dtype}).")
         return arr.astype(np.int64)
     raise ValueError(f"{_case(case_id)}: the {role} label map must be an integer array, got dtype {arr.dtype}.")
 
@@ -118,8 +115,7 @@ def check_pair(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[
     """Validate shapes and spacing of a reference/prediction pair; return spacing as float64 (mm)."""
     if reference.shape != prediction.shape:
         raise ValueError(
-            f"{_case(case_id)}: reference and prediction must have the same shape, "
-            f"got {reference.shape} (reference) and {prediction.shape} (prediction)."
+            f"{_case(case_id)}: reference and prediction must have the same shape, got {reference.shape} (reference) and {prediction.shape} (prediction)."
         )
     if reference.ndim not in (2, 3):
         raise ValueError(f"{_case(case_id)}: expected a 2D or 3D label map, got shape {reference.shape}.")

@@ -12,6 +12,9 @@ SUMMARY_METRICS = [
 ]  # fmt: skip
 STATISTICS = ["mean", "std", "median", "q25", "q75", "ci_low", "ci_high", "n_valid", "n_nan"]
 MEAN_FOREGROUND = "mean_foreground"
+#: Metrics that score a prediction against the reference: NaN for a class that is not
+#: evaluable (no reference holds it). The volumes are described for every class.
+SCORE_METRICS = [m for m in SUMMARY_METRICS if not m.startswith("volume_")]
 
 
 def bootstrap_ci(values: np.ndarray, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
@@ -49,8 +52,22 @@ def _check_table(per_case: pd.DataFrame, needed: list[str]) -> None:
         raise ValueError(f"per-case table lacks columns {missing}; expected the output of evaluate_case.")
 
 
+def _not_evaluable_note(name: str, n_cases: int) -> str:
+    """The summary's note on a class that no test reference holds."""
+    return (
+        f"not evaluable: class {name!r} is absent from every test reference ({n_cases} case(s)); its scores are NaN, "
+        "not the per-case empty-reference values, and it is left out of mean_foreground"
+    )
+
+
 def summarize(per_case: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """One row per class plus a ``mean_foreground`` row, with statistics over cases.
+
+    A class absent from every reference (``n_reference`` 0) is not evaluable: whatever the
+    per-case convention gave its rows (``empty_both="one"`` gives Dice 1.0 where the
+    prediction is empty too), its ``SCORE_METRICS`` statistics are NaN (``n_valid`` 0),
+    ``evaluable`` is False, ``note`` says why, and it is left out of ``mean_foreground``;
+    its volumes and counts (false positives) are still described.
 
     Args:
         per_case: concatenated ``evaluate_case`` tables (one row per case and class).
@@ -59,25 +76,34 @@ def summarize(per_case: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.D
             depend on which other classes or metrics are present.
 
     Returns:
-        Columns ``label``, ``class``, ``n_cases``, ``n_missed``, ``n_false_positive``,
-        ``n_empty_both``, then ``<metric>_<stat>`` for every metric in ``SUMMARY_METRICS`` and
-        every statistic in ``STATISTICS`` (mean/std/median/q25/q75/CI over the non-NaN values;
-        ``n_valid``/``n_nan`` count them). Units follow the per-case table (mm, ml, fractions).
-        The ``mean_foreground`` row (label -1) first averages each case over its foreground
-        classes (NaN classes skipped), then describes those per-case means; its counts are
-        totals over classes.
+        Columns ``label``, ``class``, ``n_cases``, ``n_reference`` (cases whose reference
+        holds the class; for ``mean_foreground`` any evaluable class), ``evaluable``,
+        ``n_missed``, ``n_false_positive``, ``n_empty_both``, then ``<metric>_<stat>`` for
+        every metric in ``SUMMARY_METRICS`` and every statistic in ``STATISTICS``
+        (mean/std/median/q25/q75/CI over the non-NaN values; ``n_valid``/``n_nan`` count
+        them), and ``note`` (empty, or why a class is not evaluable). Units follow the
+        per-case table (mm, ml, fractions). The ``mean_foreground`` row (label -1) first
+        averages each case over its evaluable foreground classes (NaN classes skipped),
+        then describes those per-case means; its counts are totals over classes.
     """
     _check_table(per_case, ["case", "label", "class", "missed", "false_positive_empty", "empty_ref", "empty_pred"])
     _check_table(per_case, SUMMARY_METRICS)
+    per_case = per_case.reset_index(drop=True)
     groups = [(int(lab), str(name), part) for (lab, name), part in per_case.groupby(["label", "class"], sort=True)]
-    fg = per_case.groupby("case", sort=True)[SUMMARY_METRICS].mean()  # pandas mean skips NaN
+    has_ref = ~per_case["empty_ref"].astype(bool)
+    absent = {label: name for label, name, part in groups if not has_ref[part.index].any()}
+    kept = ~per_case["label"].astype(int).isin(list(absent))
+    fg = per_case[kept].groupby("case", sort=True)[SUMMARY_METRICS].mean()  # pandas mean skips NaN
     rows = []
     for label, name, part in groups + [(-1, MEAN_FOREGROUND, None)]:
         src = per_case if part is None else part
         both_empty = src["empty_ref"].astype(bool) & src["empty_pred"].astype(bool)
+        scored = len(absent) < len(groups) if part is None else label not in absent
         row: dict[str, object] = {
             "label": label, "class": name,
             "n_cases": int(src["case"].nunique()),
+            "n_reference": int(per_case.loc[kept & has_ref, "case"].nunique() if part is None else has_ref[part.index].sum()),
+            "evaluable": scored,
             "n_missed": int(src["missed"].astype(bool).sum()),
             "n_false_positive": int(src["false_positive_empty"].astype(bool).sum()),
             "n_empty_both": int(both_empty.sum()),
@@ -85,8 +111,16 @@ def summarize(per_case: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.D
         table = fg if part is None else part
         for metric in SUMMARY_METRICS:
             values = table[metric].to_numpy(dtype=np.float64)
+            if not scored and metric in SCORE_METRICS:
+                values = np.full(values.size, np.nan)
             for stat, value in _describe(values, n_boot, seed).items():
                 row[f"{metric}_{stat}"] = value
+        if part is not None:
+            row["note"] = _not_evaluable_note(name, row["n_cases"]) if not scored else ""
+        elif not scored:
+            row["note"] = "not evaluable: every test reference is all background, so no foreground class can be scored"
+        else:
+            row["note"] = f"leaves out the not evaluable class(es) {sorted(absent.values())}" if absent else ""
         rows.append(row)
     return pd.DataFrame(rows)
 

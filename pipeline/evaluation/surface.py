@@ -4,7 +4,7 @@ Boundary points are the *centres* of the boundary voxels of a class mask (see
 ``Conventions.boundary``). Distances are exact Euclidean distances between physical points
 ``index * spacing`` (mm), found with ``scipy.spatial.cKDTree``: the cost grows with the number
 of boundary voxels, never with a bounding box, so a spurious island far away costs only its own
-boundary voxels. ``benchmarks/bench_evaluation.py`` compares this with a cropped exact EDT.
+boundary voxels. ``workflow/benchmarks/bench_evaluation.py`` compares this with a cropped exact EDT.
 """
 
 from __future__ import annotations
@@ -73,9 +73,7 @@ def physical_points(flat: np.ndarray, shape: tuple[int, ...], spacing: np.ndarra
     return np.stack(coords, axis=1).astype(np.float64) * spacing
 
 
-def directed_distances(
-    from_points: np.ndarray, to_tree: cKDTree, zero: np.ndarray, bound_mm: float, workers: int = 1
-) -> np.ndarray:
+def directed_distances(from_points: np.ndarray, to_tree: cKDTree, zero: np.ndarray, bound_mm: float, workers: int = 1) -> np.ndarray:
     """Exact distance (mm) from each point to the nearest point of ``to_tree``; shape (N,).
 
     ``zero`` marks points known to lie on the other boundary (distance 0, not queried). The
@@ -107,9 +105,7 @@ class SurfaceDistances:
     ref_to_pred: np.ndarray  # (N_ref_boundary,) distance of each reference boundary point to the predicted boundary
 
 
-def distance_summary(
-    d: SurfaceDistances, tolerance_mm: float, percentile: float, method: str
-) -> dict[str, float]:
+def distance_summary(d: SurfaceDistances, tolerance_mm: float, percentile: float, method: str) -> dict[str, float]:
     """HD, HD-percentile, ASSD and NSD (mm / fraction) from the two directed distance arrays.
 
     Both arrays must be non-empty (the empty cases are settled by the conventions beforehand).

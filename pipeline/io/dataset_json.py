@@ -35,11 +35,10 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import ConfigError
-from pipeline.io.manifest import ManifestError, validate_case_id
+from pipeline.io.cases import CHANNEL_FILE, ManifestError, validate_case_id
 
 log = logging.getLogger(__name__)
 
-CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 MRI_NAMES = re.compile(r"mr|t1|t2|flair|adc|dwi|pd|swi|bold|dce|perfusion", re.IGNORECASE)
 MICROSCOPY_NAMES = re.compile(r"micro|fluo|dapi|nucle|rgb|bright|phase", re.IGNORECASE)
 
@@ -52,7 +51,8 @@ def load_dataset_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     p = Path(path)
     if not p.is_file():
-        raise ManifestError(f"dataset.json {p} does not exist (dataset.dataset_json names it)")
+        problem = "is a folder, not a JSON file" if p.is_dir() else "does not exist"
+        raise ManifestError(f"dataset.json {p} {problem} (looked for {os.path.abspath(p)}; dataset.dataset_json names it)")
     try:
         info = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -108,7 +108,9 @@ def label_map(info: Mapping[str, Any], path: object = "dataset.json") -> dict[st
     else:
         regions = [k for k, v in raw.items() if not isinstance(v, int)]
         if regions:
-            raise ManifestError(f"dataset.json {path}: label(s) {regions} are regions (lists of values) or not integers; only one integer value per class is supported")
+            raise ManifestError(
+                f"dataset.json {path}: label(s) {regions} are regions (lists of values) or not integers; only one integer value per class is supported"
+            )
         pairs = {int(v): str(k) for k, v in raw.items()}
     if sorted(pairs) != list(range(len(pairs))):
         raise ManifestError(f"dataset.json {path}: label values must be 0..K-1 with 0 the background, got {sorted(pairs)}")
@@ -158,7 +160,9 @@ def check_config(config: Mapping[str, Any]) -> None:
     labels = label_map(info, path)
     ours = {str(k): str(v) for k, v in dataset["labels"].items()}
     if {k: v.lower() for k, v in ours.items()} != {k: v.lower() for k, v in labels.items()}:
-        raise ConfigError(f"dataset.labels {ours} do not match the labels {labels} of dataset.json {path}; leave dataset.labels out to take them from dataset.json, or give the same values and names")
+        raise ConfigError(
+            f"dataset.labels {ours} do not match the labels {labels} of dataset.json {path}; leave dataset.labels out to take them from dataset.json, or give the same values and names"
+        )
 
 
 def _scan(folder: Path, ending: str, n_channels: int, where: str) -> dict[str, dict[int, Path]]:
@@ -181,7 +185,9 @@ def _scan(folder: Path, ending: str, n_channels: int, where: str) -> dict[str, d
     if odd:
         raise ManifestError(f"{where}: {folder} holds file(s) not named <case>_<XXXX>{ending}: {odd[:5]}")
     if extra:
-        raise ManifestError(f"{where}: {folder} holds channel file(s) {extra[:5]} beyond the {n_channels} channel(s) of channel_names (_0000.._{n_channels - 1:04d})")
+        raise ManifestError(
+            f"{where}: {folder} holds channel file(s) {extra[:5]} beyond the {n_channels} channel(s) of channel_names (_0000.._{n_channels - 1:04d})"
+        )
     return cases
 
 
@@ -257,6 +263,11 @@ def read_dataset_json(path: str | os.PathLike[str], channels: Sequence[str]) -> 
     if "numTraining" in info and info["numTraining"] != in_tr:
         log.warning("%s: numTraining is %s but imagesTr/labelsTr hold %d case(s)", where, info["numTraining"], in_tr)
     frame = pd.DataFrame(
-        {"case": list(rows), **{c: [r["images"][i] for r in rows.values()] for i, c in enumerate(channels)}, "label": [r["label"] for r in rows.values()], "split": [r["split"] for r in rows.values()]}
+        {
+            "case": list(rows),
+            **{c: [r["images"][i] for r in rows.values()] for i, c in enumerate(channels)},
+            "label": [r["label"] for r in rows.values()],
+            "split": [r["split"] for r in rows.values()],
+        }
     )
     return frame.sort_values("case").set_index("case", drop=False)[["case", *channels, "label", "split"]]

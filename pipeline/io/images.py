@@ -7,6 +7,10 @@ tifffile, so multi-page and ImageJ hyperstack files work: pixel size from the re
 tags (converted to mm), the slice spacing of a z-stack from the ImageJ ``spacing`` entry;
 TIFF stores no origin or direction (zero origin, identity direction).
 
+Every read checks the geometry (:func:`geometry_problem`): spacing finite and > 0, origin and
+direction finite, direction not singular. SimpleITK reads a NIfTI ``pixdim`` of 0 or NaN as
+1 mm, so the data check also reads the headers as written (:mod:`pipeline.io.check`).
+
 Array layout convention used throughout the package: numpy order, i.e. ``(Z, Y, X)`` for
 3D and ``(Y, X)`` for 2D, as ``SimpleITK.GetArrayFromImage`` returns. Geometry is kept in
 SimpleITK (ITK) order, ``(x, y, z)``; :meth:`Geometry.spacing_numpy` gives the spacing in
@@ -19,7 +23,7 @@ import dataclasses
 import gzip
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +35,9 @@ from pipeline.io.tiff import read_tiff, write_tiff
 
 #: File endings read as one image each (a folder is read as a DICOM series).
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".tif", ".tiff", ".png")
+
+#: Default of ``dataset.geometry_tolerance`` (workflow/schemas/config.schema.yaml), see :meth:`Geometry.mismatch`.
+GEOMETRY_TOLERANCE = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +72,7 @@ class Geometry:
         return tuple(reversed(self.size))
 
     @classmethod
-    def of(cls, image: sitk.Image) -> "Geometry":
+    def of(cls, image: sitk.Image) -> Geometry:
         """The geometry of a SimpleITK image."""
         return cls(
             size=tuple(int(s) for s in image.GetSize()),
@@ -75,7 +82,7 @@ class Geometry:
         )
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Geometry":
+    def from_dict(cls, data: dict) -> Geometry:
         """Inverse of :meth:`to_dict` (lists from JSON become tuples)."""
         return cls(**{f.name: tuple(data[f.name]) for f in dataclasses.fields(cls)})
 
@@ -90,26 +97,60 @@ class Geometry:
         image.SetDirection(self.direction)
         return image
 
-    def mismatch(self, other: "Geometry", tolerance: float) -> str | None:
-        """Describe the first difference from ``other`` beyond ``tolerance``, else None.
+    def mismatch(self, other: Geometry, tolerance: float, names: tuple[str, str] | None = None) -> str | None:
+        """Describe the first difference of ``other`` from this geometry beyond ``tolerance``, else None.
 
         ``tolerance`` is relative for spacing, absolute in mm for the origin (scaled by
-        the spacing) and absolute for direction cosines.
+        the largest spacing: ``tolerance * max(spacing)`` mm per axis) and absolute for
+        direction cosines. The message gives both values in ITK order ``(x, y[, z])`` and
+        the difference in their units, e.g. ``origin (30.0, 0.0, 0.0) mm differs from
+        (0.0, 0.0, 0.0) mm by 30.0 mm``; ``names`` (this, other), e.g. ``("reference",
+        "prediction")``, labels the two values.
         """
+        this, that = (f" ({names[0]})", f" ({names[1]})") if names else ("", "")
         if self.size != other.size:
-            return f"size {other.size} differs from {self.size}"
-        if not np.allclose(self.spacing, other.spacing, rtol=tolerance, atol=0):
-            return f"spacing {other.spacing} mm differs from {self.spacing} mm"
-        if not np.allclose(self.origin, other.origin, atol=tolerance * max(self.spacing)):
-            return f"origin {other.origin} mm differs from {self.origin} mm"
+            return f"size {other.size}{that} differs from {self.size}{this} voxels (x, y[, z]); array shape {other.shape_numpy} vs {self.shape_numpy}"
+        ours, theirs = np.asarray(self.spacing), np.asarray(other.spacing)
+        if not np.allclose(ours, theirs, rtol=tolerance, atol=0):
+            diff = np.abs(theirs - ours)
+            percent = 100 * float((diff / np.maximum(np.abs(ours), 1e-12)).max())
+            return (
+                f"spacing {_rounded(other.spacing)} mm{that} differs from {_rounded(self.spacing)} mm{this} "
+                f"by up to {_rounded(diff.max())} mm ({_rounded(percent)}%; tolerance {tolerance:g} relative)"
+            )
+        atol = tolerance * max(self.spacing)
+        if not np.allclose(self.origin, other.origin, atol=atol):
+            distance = float(np.linalg.norm(np.subtract(other.origin, self.origin)))
+            return (
+                f"origin {_rounded(other.origin)} mm{that} differs from {_rounded(self.origin)} mm{this} "
+                f"by {_rounded(distance)} mm (tolerance {atol:.3g} mm per axis)"
+            )
         if not np.allclose(self.direction, other.direction, atol=tolerance):
-            return f"direction {other.direction} differs from {self.direction}"
+            worst = float(np.abs(np.subtract(other.direction, self.direction)).max())
+            return (
+                f"direction {_rounded(other.direction)}{that} differs from {_rounded(self.direction)}{this} "
+                f"(row-major direction cosines; they differ by up to {_rounded(worst)}, tolerance {tolerance:g})"
+            )
         return None
+
+
+def _rounded(values: float | Sequence[float]) -> float | tuple[float, ...]:
+    """Numbers rounded to 6 significant digits for messages (``0.800000011920929`` -> ``0.8``)."""
+    if isinstance(values, (int, float, np.floating, np.integer)):
+        return float(f"{float(values):.6g}") + 0.0  # + 0.0 turns -0.0 into 0.0
+    return tuple(float(f"{float(v):.6g}") + 0.0 for v in values)
 
 
 def is_tiff(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` names a TIFF file (read and written with tifffile)."""
     return str(path).lower().endswith((".tif", ".tiff"))
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a file with one of ``IMAGE_SUFFIXES`` (hidden files, such as the
+    temporary files of :func:`pipeline.atomic.atomic_path`, are not)."""
+    p = Path(path)
+    return p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(IMAGE_SUFFIXES)
 
 
 def image_case_id(path: str | os.PathLike[str]) -> str:
@@ -125,7 +166,8 @@ def read_sitk(path: str | os.PathLike[str], case: str = "?") -> sitk.Image:
     """Read one image file, or a folder as a DICOM series, as a SimpleITK image.
 
     Raises:
-        CaseError: the file is missing, truncated or not an image, naming the case and file.
+        CaseError: the file is missing, truncated or not an image, or its geometry is unusable
+            (:func:`geometry_problem`), naming the case, the file and the value.
     """
     p = Path(path)
     if not p.exists():
@@ -139,13 +181,14 @@ def read_sitk(path: str | os.PathLike[str], case: str = "?") -> sitk.Image:
             if len(series) > 1:
                 raise CaseError(case, p, f"folder holds {len(series)} DICOM series, expected exactly one")
             reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(p), series[0]))
-            return reader.Execute()
-        if is_tiff(p):
+            image = reader.Execute()
+        elif is_tiff(p):
             array, spacing = read_tiff(p, case)
+            check_geometry({"spacing": spacing}, case, p, "TIFF resolution tags")
             image = sitk.GetImageFromArray(array)
             image.SetSpacing(spacing)
-            return image
-        return sitk.ReadImage(str(p))
+        else:
+            image = sitk.ReadImage(str(p))
     except CaseError:
         raise
     except (RuntimeError, OSError, EOFError, zlib.error) as err:
@@ -153,6 +196,40 @@ def read_sitk(path: str | os.PathLike[str], case: str = "?") -> sitk.Image:
         detail = next((line for line in first if "ERROR" in line or "rror" in line), first[0] if first else "")
         detail = gzip_problem(p) or detail.strip()[:300]
         raise CaseError(case, p, f"cannot be read as an image (truncated or corrupt file?): {detail}") from err
+    geometry = Geometry.of(image)
+    check_geometry({"spacing": geometry.spacing, "origin": geometry.origin, "direction": geometry.direction}, case, p, "as read by SimpleITK")
+    return image
+
+
+def geometry_problem(fields: Mapping[str, Sequence[float]], where: str) -> str | None:
+    """Why a geometry cannot be used, else None.
+
+    ``fields``, by the first word of their name: ``spacing`` (each value finite and > 0 mm),
+    ``direction`` (a flat square matrix whose columns are the axes, possibly scaled: finite
+    and not singular) and any other values that must be finite (``origin``, a quaternion).
+    ``where`` says where the values come from (``"NIfTI header"``), for the message.
+    """
+    for key, raw in fields.items():
+        values, kind = np.asarray(raw, dtype=np.float64).ravel(), key.split()[0]
+        shown = f"{key} {_rounded(values)} ({where})"
+        if not np.isfinite(values).all():
+            return f"{shown} is not finite; expected finite numbers"
+        if kind == "spacing" and (values <= 0).any():
+            return f"{shown}: every voxel size must be a number > 0 mm"
+        n = int(np.sqrt(values.size))
+        if kind == "direction" and n * n == values.size:
+            matrix = values.reshape(n, n)
+            norms = np.linalg.norm(matrix, axis=0)
+            if (norms == 0).any() or abs(np.linalg.det(matrix / np.where(norms == 0, 1, norms))) < 1e-6:
+                return f"{shown} is a singular matrix (its axes are not independent); expected a rotation"
+    return None
+
+
+def check_geometry(fields: Mapping[str, Sequence[float]], case: str, path: object, where: str) -> None:
+    """Raise :class:`CaseError` naming the case, file and value if :func:`geometry_problem` finds one."""
+    problem = geometry_problem(fields, where)
+    if problem:
+        raise CaseError(case, path, f"unusable geometry: {problem}; fix the file's header")
 
 
 def gzip_problem(path: str | os.PathLike[str]) -> str | None:
@@ -185,6 +262,7 @@ def read_image(path: str | os.PathLike[str], case: str = "?", dtype: type | None
         array, spacing = read_tiff(path, case)
         ndim = array.ndim
         geometry = Geometry(size=array.shape[::-1], spacing=spacing, origin=(0.0,) * ndim, direction=tuple(np.eye(ndim).ravel().tolist()))
+        check_geometry({"spacing": spacing}, case, path, "TIFF resolution tags")
         return array.astype(dtype or array.dtype, copy=False), geometry
     image = read_sitk(path, case)
     geometry = Geometry.of(image)

@@ -3,41 +3,19 @@
 A manifest is a TSV with columns ``case``, one column per input channel (named as in
 ``dataset.channels``), ``label`` and optionally ``split`` (``train`` or ``test``). Paths
 may be relative to the manifest's folder. Case ids become file names, so they are
-restricted to letters, digits, ``.``, ``_`` and ``-`` and may not start with a dot.
+restricted to letters, digits, ``.``, ``_`` and ``-`` and may not start with a dot
+(:mod:`pipeline.io.cases`).
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from pipeline.errors import PipelineError
-
-CASE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
-SPLITS = ("train", "test")
-
-
-class ManifestError(PipelineError):
-    """The manifest is missing, malformed or inconsistent."""
-
-
-def validate_case_id(case: str, where: str = "") -> str:
-    """Return ``case`` if it is a safe file name, else raise naming the problem.
-
-    A safe id cannot escape its output folder (no ``/``, no ``..``, no leading dot) and
-    needs no quoting in a shell.
-    """
-    if not isinstance(case, str) or not CASE_ID.match(case) or ".." in case:
-        raise ManifestError(
-            f"{where}case id {case!r} is not allowed: use letters, digits, '.', '_' and '-' only, "
-            "not starting with '.' and without '..' (ids become file names)"
-        )
-    return case
+from pipeline.io.cases import SPLITS, ManifestError, validate_case_id
 
 
 def read_manifest(path: str | os.PathLike[str], channels: Sequence[str]) -> pd.DataFrame:
@@ -51,8 +29,9 @@ def read_manifest(path: str | os.PathLike[str], channels: Sequence[str]) -> pd.D
         ManifestError: naming the file, the row or column and what was expected.
     """
     p = Path(path)
-    if not p.exists():
-        raise ManifestError(f"manifest {p} does not exist")
+    if not p.is_file():
+        problem = "is a folder, not a TSV file" if p.is_dir() else "does not exist"
+        raise ManifestError(f"manifest {p} {problem} (looked for {os.path.abspath(p)}; dataset.manifest names it)")
     try:
         frame = pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
@@ -79,48 +58,3 @@ def read_manifest(path: str | os.PathLike[str], channels: Sequence[str]) -> pd.D
     for column in [*channels, "label"]:
         frame[column] = [str((base / v).resolve()) if v else "" for v in frame[column]]
     return frame.set_index("case", drop=False)[["case", *channels, "label", "split"]]
-
-
-def dataset_table(config: Mapping[str, Any]) -> pd.DataFrame:
-    """The cases of the configured dataset: a demo's, a dataset.json's or a manifest's.
-
-    Returns:
-        DataFrame indexed by case id with columns ``case``, one per channel (paths),
-        ``label`` and ``split`` (``train``/``test``), whatever the source.
-    """
-    channels = [c["name"] for c in config["dataset"]["channels"]]
-    demo = config["dataset"]["demo"]
-    if demo == "nuclei":
-        from pipeline.demo.nuclei import demo_table
-
-        return demo_table(config, channels)
-    if demo == "brain":
-        from pipeline.demo.brain import CHANNEL, case_ids
-
-        if channels != [CHANNEL]:
-            raise ManifestError(f"the brain demo has one channel named {CHANNEL!r}; dataset.channels is {channels}")
-        splits = case_ids(config["demo"]["cases"], config["demo"]["test_cases"])
-        base = Path("results/demo/brain")
-        return pd.DataFrame(
-            {
-                "case": list(splits),
-                CHANNEL: [str(base / "images" / f"{c}.nii.gz") for c in splits],
-                "label": [str(base / "labels" / f"{c}.nii.gz") for c in splits],
-                "split": list(splits.values()),
-            }
-        ).set_index("case", drop=False)
-    if config["dataset"].get("dataset_json"):
-        from pipeline.io.dataset_json import read_dataset_json
-
-        return read_dataset_json(config["dataset"]["dataset_json"], channels)
-    if not config["dataset"]["manifest"]:
-        raise ManifestError("neither dataset.manifest nor dataset.dataset_json is set (and dataset.demo is null): name a manifest TSV or a dataset.json")
-    return read_manifest(config["dataset"]["manifest"], channels)
-
-
-def manifest_path(config: Mapping[str, Any]) -> str:
-    """The file that lists the cases (the generated manifest for a demo, else dataset.json or the manifest)."""
-    demo = config["dataset"]["demo"]
-    if demo:
-        return f"results/demo/{demo}/manifest.tsv"
-    return str(config["dataset"].get("dataset_json") or config["dataset"]["manifest"])

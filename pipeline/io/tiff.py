@@ -24,13 +24,25 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import atomic_path
-from pipeline.errors import CaseError
+from pipeline.errors import CaseError, SettingError
 
 #: Length units (ImageJ ``unit`` entry, lower case) in mm.
 UNIT_MM = {
-    "mm": 1.0, "millimeter": 1.0, "millimetre": 1.0,
-    "micron": 1e-3, "microns": 1e-3, "um": 1e-3, "\u00b5m": 1e-3, "\\u00b5m": 1e-3, "micrometer": 1e-3,
-    "nm": 1e-6, "nanometer": 1e-6, "cm": 10.0, "m": 1000.0, "inch": 25.4, "in": 25.4,
+    "mm": 1.0,
+    "millimeter": 1.0,
+    "millimetre": 1.0,
+    "micron": 1e-3,
+    "microns": 1e-3,
+    "um": 1e-3,
+    "\u00b5m": 1e-3,
+    "\\u00b5m": 1e-3,
+    "micrometer": 1e-3,
+    "nm": 1e-6,
+    "nanometer": 1e-6,
+    "cm": 10.0,
+    "m": 1000.0,
+    "inch": 25.4,
+    "in": 25.4,
 }
 #: TIFF ResolutionUnit codes (2, 3 standard; 4, 5 written by some tools) in mm.
 RESOLUTION_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 1e-3}
@@ -82,7 +94,9 @@ def read_tiff(path: str | os.PathLike[str], case: str = "?") -> tuple[np.ndarray
     axes = "".join(axes[i] for i in keep)
     extra = [f"{array.shape[axes.index(a)]} {'channels' if a == 'C' else 'time points'}" for a in axes if a in "CT"]
     if extra:
-        raise CaseError(case, p, f"TIFF holds {' and '.join(extra)} (axes {axes}, shape {array.shape}); expected one image per file: write one file per channel")
+        raise CaseError(
+            case, p, f"TIFF holds {' and '.join(extra)} (axes {axes}, shape {array.shape}); expected one image per file: write one file per channel"
+        )
     stacked = [a for a in axes if a in STACK_AXES]
     if len(stacked) > 1 or not axes.endswith("YX"):
         raise CaseError(case, p, f"TIFF axes {axes!r} (shape {array.shape}) are not understood; expected YX or ZYX")
@@ -106,10 +120,10 @@ def write_tiff(array: np.ndarray, spacing: tuple[float, ...], path: str | os.Pat
     import tifffile
 
     if array.ndim not in (2, 3):
-        raise ValueError(f"TIFF output holds 2D or 3D images, got shape {array.shape} for {path}")
+        raise SettingError(f"TIFF output holds 2D or 3D images, got shape {array.shape} for {path}")
     imagej = array.dtype.type in IMAGEJ_DTYPES
     if not imagej and array.ndim == 3:
-        raise ValueError(f"a 3D TIFF needs uint8, uint16 or float32 voxels to keep its z spacing, got {array.dtype} for {path}")
+        raise SettingError(f"a 3D TIFF needs uint8, uint16 or float32 voxels to keep its z spacing, got {array.dtype} for {path}")
     with atomic_path(path, suffix=Path(path).suffix) as tmp:
         if imagej:
             metadata = {"unit": "mm", "axes": "ZYX" if array.ndim == 3 else "YX"}

@@ -7,6 +7,6 @@ input size (padding inside ``forward``) and return logits ``B num_classes H W [D
 """
 
 from pipeline.models.base import SegmentationModel
-from pipeline.models.registry import MODEL_NAMES, MODEL_REGISTRY, all_model_settings, build_model, model_settings
+from pipeline.models.registry import MODEL_NAMES, MODEL_REGISTRY, all_model_settings, build_model, build_network, model_settings
 
-__all__ = ["MODEL_NAMES", "MODEL_REGISTRY", "SegmentationModel", "all_model_settings", "build_model", "model_settings"]
+__all__ = ["MODEL_NAMES", "MODEL_REGISTRY", "SegmentationModel", "all_model_settings", "build_model", "build_network", "model_settings"]

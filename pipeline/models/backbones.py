@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from monai.networks.layers.utils import get_act_layer
 from torch import nn
 
-from monai.networks.layers.utils import get_act_layer
 from pipeline.models.layers import act_layer, conv_norm_act
 
 
@@ -103,27 +103,27 @@ class XceptionBackbone(Backbone):
     conv to ``32 base``. Strides past ``output_stride`` become dilation.
     """
 
-    def __init__(
-        self, spatial_dims: int, in_channels: int, base: int, middle_blocks: int, output_stride: int, norm: str, activation: str
-    ) -> None:
+    def __init__(self, spatial_dims: int, in_channels: int, base: int, middle_blocks: int, output_stride: int, norm: str, activation: str) -> None:
         super().__init__()
         (s0, d0), (s1, d1), (s2, d2), (s3, d3), (_, d4), (s5, d5) = atrous_schedule([2, 2, 2, 2, 1, 2], output_stride)
         a = dict(norm=norm, activation=activation)
         b = base
-        self.stages = nn.ModuleList([
-            nn.Sequential(
-                conv_norm_act(spatial_dims, in_channels, b, stride=s0, dilation=d0, **a),
-                conv_norm_act(spatial_dims, b, 2 * b, dilation=d0, **a),
-            ),
-            XceptionBlock(spatial_dims, 2 * b, 4 * b, s1, d1, **a),
-            XceptionBlock(spatial_dims, 4 * b, 8 * b, s2, d2, **a),
-            XceptionBlock(spatial_dims, 8 * b, 16 * b, s3, d3, **a),
-            nn.Sequential(*[XceptionBlock(spatial_dims, 16 * b, 16 * b, 1, d4, **a) for _ in range(middle_blocks)]),
-            nn.Sequential(
-                XceptionBlock(spatial_dims, 16 * b, 24 * b, s5, d5, **a),
-                SeparableConv(spatial_dims, 24 * b, 32 * b, 1, d5, **a),
-            ),
-        ])
+        self.stages = nn.ModuleList(
+            [
+                nn.Sequential(
+                    conv_norm_act(spatial_dims, in_channels, b, stride=s0, dilation=d0, **a),
+                    conv_norm_act(spatial_dims, b, 2 * b, dilation=d0, **a),
+                ),
+                XceptionBlock(spatial_dims, 2 * b, 4 * b, s1, d1, **a),
+                XceptionBlock(spatial_dims, 4 * b, 8 * b, s2, d2, **a),
+                XceptionBlock(spatial_dims, 8 * b, 16 * b, s3, d3, **a),
+                nn.Sequential(*[XceptionBlock(spatial_dims, 16 * b, 16 * b, 1, d4, **a) for _ in range(middle_blocks)]),
+                nn.Sequential(
+                    XceptionBlock(spatial_dims, 16 * b, 24 * b, s5, d5, **a),
+                    SeparableConv(spatial_dims, 24 * b, 32 * b, 1, d5, **a),
+                ),
+            ]
+        )
         self.low_level_stage, self.low_level_channels, self.out_channels = 1, 4 * b, 32 * b
 
 
@@ -133,9 +133,7 @@ class ResNetBackbone(Backbone):
     ResNet), the others with a strided block (stride 4 after the first stage: low-level features).
     Strides past ``output_stride`` become dilation."""
 
-    def __init__(
-        self, spatial_dims: int, in_channels: int, base: int, blocks: Sequence[int], output_stride: int, norm: str, activation: str
-    ) -> None:
+    def __init__(self, spatial_dims: int, in_channels: int, base: int, blocks: Sequence[int], output_stride: int, norm: str, activation: str) -> None:
         super().__init__()
         schedule = atrous_schedule([2, 2, 2, 2, 2], output_stride)
         a = dict(norm=norm, activation=activation)

@@ -19,13 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from monai.networks.layers.utils import get_act_layer
 from torch import nn
 
+from pipeline.errors import SettingError
 from pipeline.models.backbones import ResNetBackbone, SeparableConv, XceptionBackbone
 from pipeline.models.base import SegmentationModel
 from pipeline.models.interpolate import resize
 from pipeline.models.layers import act_layer, check_dropout, choose, conv_norm_act, head
-from monai.networks.layers.utils import get_act_layer
 
 BACKBONES = ("xception", "resnet")
 OUTPUT_STRIDES = (8, 16)
@@ -49,14 +50,13 @@ class ImagePooling(nn.Module):
 class ASPP(nn.Module):
     """Atrous spatial pyramid pooling: ``B cin *s -> B cout *s``."""
 
-    def __init__(self, spatial_dims: int, cin: int, cout: int, rates: Sequence[int], norm: str, activation: str, dropout: float, separable: bool = False) -> None:
+    def __init__(
+        self, spatial_dims: int, cin: int, cout: int, rates: Sequence[int], norm: str, activation: str, dropout: float, separable: bool = False
+    ) -> None:
         super().__init__()
         a = dict(norm=norm, activation=activation)
         branches: list[nn.Module] = [conv_norm_act(spatial_dims, cin, cout, kernel_size=1, **a)]
-        branches += [
-            SeparableConv(spatial_dims, cin, cout, 1, r, **a) if separable else conv_norm_act(spatial_dims, cin, cout, dilation=r, **a)
-            for r in rates
-        ]
+        branches += [SeparableConv(spatial_dims, cin, cout, 1, r, **a) if separable else conv_norm_act(spatial_dims, cin, cout, dilation=r, **a) for r in rates]
         branches.append(ImagePooling(spatial_dims, cin, cout, activation))
         self.branches = nn.ModuleList(branches)
         self.project = conv_norm_act(spatial_dims, cout * len(branches), cout, kernel_size=1, dropout=dropout, **a)
@@ -90,23 +90,24 @@ class DeepLabV3Plus(SegmentationModel):
         super().__init__(spatial_dims, in_channels, num_classes, deep_supervision)
         choose(backbone, BACKBONES, "backbone")
         if output_stride not in OUTPUT_STRIDES:
-            raise ValueError(f"output_stride must be one of {list(OUTPUT_STRIDES)}, got {output_stride!r}.")
+            raise SettingError(f"output_stride must be one of {list(OUTPUT_STRIDES)}, got {output_stride!r}.")
         if not isinstance(base_channels, int) or base_channels < 1:
-            raise ValueError(f"base_channels must be a positive integer, got {base_channels!r}.")
-        if isinstance(aspp_rates, (str, bytes)) or not isinstance(aspp_rates, Sequence) or any(
-            not isinstance(r, int) or r < 1 for r in aspp_rates
-        ):
-            raise ValueError(f"aspp_rates must be a list of positive integer dilation rates, got {aspp_rates!r}.")
+            raise SettingError(f"base_channels must be a positive integer, got {base_channels!r}.")
+        if isinstance(aspp_rates, (str, bytes)) or not isinstance(aspp_rates, Sequence) or any(not isinstance(r, int) or r < 1 for r in aspp_rates):
+            raise SettingError(f"aspp_rates must be a list of positive integer dilation rates, got {aspp_rates!r}.")
         if not isinstance(xception_middle_blocks, int) or xception_middle_blocks < 0:
-            raise ValueError(f"xception_middle_blocks must be an integer >= 0, got {xception_middle_blocks!r}.")
-        if isinstance(resnet_blocks, (str, bytes)) or not isinstance(resnet_blocks, Sequence) or len(resnet_blocks) != 4 or any(
-            not isinstance(n, int) or n < 1 for n in resnet_blocks
+            raise SettingError(f"xception_middle_blocks must be an integer >= 0, got {xception_middle_blocks!r}.")
+        if (
+            isinstance(resnet_blocks, (str, bytes))
+            or not isinstance(resnet_blocks, Sequence)
+            or len(resnet_blocks) != 4
+            or any(not isinstance(n, int) or n < 1 for n in resnet_blocks)
         ):
-            raise ValueError(f"resnet_blocks must list 4 positive integers (blocks per ResNet stage), got {resnet_blocks!r}.")
+            raise SettingError(f"resnet_blocks must list 4 positive integers (blocks per ResNet stage), got {resnet_blocks!r}.")
         if decoder_channels is not None and (not isinstance(decoder_channels, int) or decoder_channels < 1):
-            raise ValueError(f"decoder_channels must be a positive integer or null, got {decoder_channels!r}.")
+            raise SettingError(f"decoder_channels must be a positive integer or null, got {decoder_channels!r}.")
         if not isinstance(decoder_convs, int) or decoder_convs < 1:
-            raise ValueError(f"decoder_convs must be a positive integer, got {decoder_convs!r}.")
+            raise SettingError(f"decoder_convs must be a positive integer, got {decoder_convs!r}.")
         dropout = check_dropout(dropout)
         self.output_stride = output_stride
         a = dict(norm=norm, activation=activation)
@@ -132,9 +133,14 @@ class DeepLabV3Plus(SegmentationModel):
         self.output = head(spatial_dims, width, num_classes)
         self.aux_head = head(spatial_dims, width, num_classes) if deep_supervision else None
 
+    encoder_parts = ("backbone",)
+
     @property
     def size_divisor(self) -> tuple[int, ...]:
         return (self.output_stride,) * self.spatial_dims
+
+    def encode_padded(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)[1]
 
     def forward_padded(self, x: torch.Tensor, with_aux: bool) -> list[torch.Tensor]:
         size = x.shape[2:]

@@ -2,7 +2,7 @@
 
 ``torch.nn.functional.interpolate`` gives the same values (``align_corners=False``), but on the
 CPU its channels-first kernel copies a many-channel map to channels-last and back, which cost
-DeepLabV3+ about 6 % of a training step (``benchmarks/bench_models.py --resize``: 3-4x faster
+DeepLabV3+ about 6 % of a training step (``workflow/benchmarks/bench_models.py --resize``: 3-4x faster
 forward + backward for its 8x256x16x16 -> 64x64 upsampling). Linear interpolation is separable:
 along each axis the output is ``A @ x`` with ``A`` an ``(n_out, n_in)`` matrix of at most two
 non-zero weights per row, so the resize is a chain of matrix products, whose backward is exact
@@ -49,7 +49,7 @@ def resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         if axis == len(shape) - 1:
             x = x @ matrix.T  # one matrix product over all rows
         else:  # (rows before, n_in, columns after): the matrix multiplies each slab from the left
-            x = matrix @ x.reshape(math.prod(shape[:axis]), n_in, math.prod(shape[axis + 1:]))
+            x = matrix @ x.reshape(math.prod(shape[:axis]), n_in, math.prod(shape[axis + 1 :]))
         shape[axis] = n_out
         x = x.reshape(shape)
     return x

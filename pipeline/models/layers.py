@@ -12,6 +12,8 @@ from typing import Any
 from monai.networks.blocks import Convolution
 from torch import nn
 
+from pipeline.errors import SettingError
+
 NORMS: dict[str, tuple[str, dict[str, Any]]] = {
     "instance": ("instance", {"affine": True}),
     "batch": ("batch", {}),
@@ -25,7 +27,7 @@ ACTIVATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 def choose(value: str, options: Sequence[str], setting: str) -> str:
     """Return ``value`` if it is one of ``options``, else raise a ValueError naming both."""
     if value not in options:
-        raise ValueError(f"{setting} must be one of {sorted(options)}, got {value!r}.")
+        raise SettingError(f"{setting} must be one of {sorted(options)}, got {value!r}.")
     return value
 
 
@@ -42,19 +44,16 @@ def act_layer(activation: str) -> tuple[str, dict[str, Any]]:
 def check_dropout(dropout: float) -> float:
     """Return ``dropout`` if it is a probability in [0, 1)."""
     if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}.")
+        raise SettingError(f"dropout must be a probability in [0, 1), got {dropout!r}.")
     return float(dropout)
 
 
 def check_channels(channels: Sequence[int], minimum_levels: int = 2) -> list[int]:
     """Return ``channels`` as a list if it holds at least ``minimum_levels`` positive integers."""
     if isinstance(channels, (str, bytes)) or not isinstance(channels, Sequence):
-        raise ValueError(f"channels must be a list of positive integers, got {channels!r}.")
+        raise SettingError(f"channels must be a list of positive integers, got {channels!r}.")
     if len(channels) < minimum_levels or any(not isinstance(c, int) or c < 1 for c in channels):
-        raise ValueError(
-            f"channels must list at least {minimum_levels} positive integers (one per resolution level), "
-            f"got {list(channels)!r}."
-        )
+        raise SettingError(f"channels must list at least {minimum_levels} positive integers (one per resolution level), got {list(channels)!r}.")
     return list(channels)
 
 
@@ -64,6 +63,7 @@ def per_level(
     spatial_dims: int,
     setting: str,
     default: int,
+    what: str = "one per level",
 ) -> list[tuple[int, ...]]:
     """Expand ``value`` to one per-axis tuple per level.
 
@@ -78,19 +78,42 @@ def per_level(
     elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) == levels:
         entries = list(value)
     else:
-        raise ValueError(
-            f"{setting} must be an integer or a list of {levels} entries (one per level), got {value!r}."
-        )
+        count = f" ({len(value)} entries)" if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else ""
+        raise SettingError(f"{setting} must be an integer or a list of {levels} entries ({what}), got {value!r}{count}.")
     result = []
     for entry in entries:
         axes = (entry,) * spatial_dims if isinstance(entry, int) else tuple(entry)
         if len(axes) != spatial_dims or any(not isinstance(a, int) or a < 1 for a in axes):
-            raise ValueError(
-                f"each {setting} entry must be a positive integer or a list of {spatial_dims} positive "
-                f"integers, got {entry!r} in {value!r}."
-            )
+            raise SettingError(f"each {setting} entry must be a positive integer or a list of {spatial_dims} positive integers, got {entry!r} in {value!r}.")
         result.append(axes)
     return result
+
+
+def level_layout(
+    channels: Sequence[int], strides: int | Sequence[int | Sequence[int]] | None, kernel_size: int | Sequence[int | Sequence[int]], spatial_dims: int
+) -> tuple[list[int], list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """Checked widths per level, strides between levels and odd kernel sizes per level and axis."""
+    channels = check_channels(channels)
+    levels = len(channels)
+    level_strides = per_level(
+        strides, levels - 1, spatial_dims, "strides", default=2, what=f"one per step between the {levels} levels of channels {channels}: len(channels) - 1"
+    )
+    kernels = per_level(kernel_size, levels, spatial_dims, "kernel_size", default=3, what=f"one per level of channels {channels}: len(channels)")
+    if any(k % 2 == 0 for kernel in kernels for k in kernel):
+        raise SettingError(f"kernel_size entries must be odd, got {kernel_size!r}.")
+    return channels, level_strides, kernels
+
+
+def check_aux_heads(heads: int, channels: Sequence[int]) -> int:
+    """``deep_supervision_heads``: 1 to ``len(channels) - 2`` (aux heads sit on decoder levels 1..L-2)."""
+    levels = len(channels)
+    if not isinstance(heads, int) or isinstance(heads, bool) or not 1 <= heads <= levels - 2:
+        raise SettingError(
+            f"deep_supervision_heads must be an integer from 1 to len(channels) - 2 = {levels - 2} "
+            f"(aux heads sit on decoder levels 1..{levels - 2}), got {heads!r} "
+            f"with channels={list(channels)}; lower deep_supervision_heads or add levels."
+        )
+    return heads
 
 
 def conv_norm_act(
@@ -125,4 +148,3 @@ def head(spatial_dims: int, in_channels: int, num_classes: int) -> nn.Module:
     """1x1 convolution (with bias) mapping features to class logits."""
     conv = nn.Conv3d if spatial_dims == 3 else nn.Conv2d
     return conv(in_channels, num_classes, kernel_size=1)
-

@@ -10,12 +10,15 @@ from its default is an error, so an edit that would have no effect never passes 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
+from pipeline.errors import SettingError
 from pipeline.models.base import SegmentationModel
 from pipeline.models.deeplabv3plus import DeepLabV3Plus
+from pipeline.models.layers import check_aux_heads, level_layout
 from pipeline.models.segnet import SegNet
 from pipeline.models.unet import UNet
 
@@ -46,7 +49,7 @@ def all_model_settings() -> dict[str, dict[str, Any]]:
 
 def _lookup(name: str) -> type[SegmentationModel]:
     if name not in MODEL_REGISTRY:
-        raise ValueError(f"Unknown model name {name!r}; valid names are {list(MODEL_NAMES)}.")
+        raise SettingError(f"Unknown model name {name!r}; valid names are {list(MODEL_NAMES)}.")
     return MODEL_REGISTRY[name]
 
 
@@ -75,12 +78,48 @@ def build_model(name: str, spatial_dims: int, in_channels: int, num_classes: int
         if key in own:
             kwargs[key] = value
         elif key not in table:
-            raise ValueError(
-                f"Unknown model setting {key!r} for {name!r}; valid settings for {name!r} are {sorted(own)}."
-            )
+            raise SettingError(f"Unknown model setting {key!r} for {name!r}; valid settings for {name!r} are {sorted(own)}.")
         elif not all(_same(value, default) for default in table[key].values()):
-            raise ValueError(
-                f"Model setting {key}={value!r} applies to {sorted(table[key])} only, not to {name!r}; "
-                f"remove it or use one of {sorted(own)}."
-            )
+            raise SettingError(f"Model setting {key}={value!r} applies to {sorted(table[key])} only, not to {name!r}; remove it or use one of {sorted(own)}.")
     return cls(spatial_dims, in_channels, num_classes, **kwargs)
+
+
+def build_network(architecture: Mapping[str, Any]) -> nn.Module:
+    """The dense network an architecture dict describes (``model`` settings with their
+    ``name``, ``spatial_dims``, ``in_channels``, ``num_classes``), as stored in checkpoints."""
+    settings = {k: v for k, v in architecture["model"].items() if k != "name"}
+    return build_model(architecture["model"]["name"], architecture["spatial_dims"], architecture["in_channels"], architecture["num_classes"], **settings)
+
+
+#: Width settings that :func:`check_settings` shrinks to one feature map (lists: per level).
+_WIDTHS = ("channels", "base_channels", "decoder_channels")
+
+
+def check_settings(name: str, spatial_dims: int, settings: Mapping[str, Any], in_channels: int = 1, num_classes: int = 2) -> None:
+    """Check a model config as :func:`build_model` would, without building the network.
+
+    The level layout (``strides``/``kernel_size`` against ``channels``) and the auxiliary
+    heads are checked with the given values; then the architecture is built with one
+    feature map per level (``channels``, ``base_channels``, ``decoder_channels`` shrunk to 1,
+    milliseconds and a few hundred parameters), so that every check of :func:`build_model`
+    and of the constructor runs.
+
+    Raises:
+        SettingError: as :func:`build_model`, naming the setting, its value and what is valid.
+    """
+    own = model_settings(name)
+    values = {key: settings.get(key, default) for key, default in own.items()}
+    if "channels" in own:
+        level_layout(values["channels"], values.get("strides"), values.get("kernel_size", 3), spatial_dims)
+        if "deep_supervision_heads" in own and values.get("deep_supervision") is True:
+            check_aux_heads(values["deep_supervision_heads"], values["channels"])
+    tiny = dict(settings)
+    for key in _WIDTHS:
+        value = tiny.get(key)
+        if key not in own or value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, int) and value >= 1:
+            tiny[key] = 1
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+            tiny[key] = [1] * len(value)
+    build_model(name, spatial_dims, in_channels, num_classes, **tiny)

@@ -15,13 +15,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pipeline.errors import SettingError
 from pipeline.models.base import SegmentationModel
-from pipeline.models.layers import check_channels, check_dropout, conv_norm_act, head, per_level
+from pipeline.models.layers import check_aux_heads, check_dropout, conv_norm_act, head, level_layout
 
 
-def conv_stack(
-    spatial_dims: int, in_channels: int, out_channels: int, count: int, kernel: Sequence[int], settings: dict
-) -> nn.Sequential:
+def conv_stack(spatial_dims: int, in_channels: int, out_channels: int, count: int, kernel: Sequence[int], settings: dict) -> nn.Sequential:
     """``count`` conv-norm-act layers at ``in_channels`` width; the last one maps to ``out_channels``."""
     layers = [conv_norm_act(spatial_dims, in_channels, in_channels, kernel_size=kernel, **settings) for _ in range(count - 1)]
     layers.append(conv_norm_act(spatial_dims, in_channels, out_channels, kernel_size=kernel, **settings))
@@ -30,6 +29,8 @@ def conv_stack(
 
 class SegNet(SegmentationModel):
     """SegNet with configurable depth, widths, pooling strides and convolutions per stage."""
+
+    encoder_parts = ("encoder", "pools")
 
     def __init__(
         self,
@@ -47,14 +48,10 @@ class SegNet(SegmentationModel):
         deep_supervision_heads: int = 2,
     ) -> None:
         super().__init__(spatial_dims, in_channels, num_classes, deep_supervision)
-        channels = check_channels(channels)
+        channels, self.strides, kernels = level_layout(channels, strides, kernel_size, spatial_dims)
         levels = len(channels)
-        self.strides = per_level(strides, levels - 1, spatial_dims, "strides", default=2)
-        kernels = per_level(kernel_size, levels, spatial_dims, "kernel_size", default=3)
-        if any(k % 2 == 0 for kernel in kernels for k in kernel):
-            raise ValueError(f"kernel_size entries must be odd, got {kernel_size!r}.")
         if not isinstance(convs_per_stage, int) or convs_per_stage < 1:
-            raise ValueError(f"convs_per_stage must be a positive integer, got {convs_per_stage!r}.")
+            raise SettingError(f"convs_per_stage must be a positive integer, got {convs_per_stage!r}.")
         settings = dict(norm=norm, activation=activation, dropout=check_dropout(dropout))
         self.encoder = nn.ModuleList()
         for i, width in enumerate(channels):
@@ -74,19 +71,15 @@ class SegNet(SegmentationModel):
         self.output = head(spatial_dims, channels[0], num_classes)
         self.aux_heads = nn.ModuleList()
         if deep_supervision:
-            if not isinstance(deep_supervision_heads, int) or not 1 <= deep_supervision_heads <= levels - 2:
-                raise ValueError(
-                    f"deep_supervision_heads must be an integer from 1 to len(channels) - 2 = {levels - 2}, "
-                    f"got {deep_supervision_heads!r} with channels={channels}; lower it or add levels."
-                )
+            check_aux_heads(deep_supervision_heads, channels)
             self.aux_heads.extend(head(spatial_dims, channels[k - 1], num_classes) for k in range(1, deep_supervision_heads + 1))
 
-    @property
-    def size_divisor(self) -> tuple[int, ...]:
-        total = [1] * self.spatial_dims
-        for stride in self.strides:
-            total = [t * s for t, s in zip(total, stride)]
-        return tuple(total)
+    def encode_padded(self, x: torch.Tensor) -> torch.Tensor:
+        for i, stage in enumerate(self.encoder):
+            x = stage(x)
+            if i < len(self.pools):
+                x = self.pools[i](x)[0]
+        return x
 
     def forward_padded(self, x: torch.Tensor, with_aux: bool) -> list[torch.Tensor]:
         indices, sizes = [], []

@@ -15,23 +15,22 @@ from monai.networks.blocks import UpSample
 from monai.networks.blocks.dynunet_block import UnetBasicBlock, UnetResBlock
 from torch import nn
 
+from pipeline.errors import SettingError
 from pipeline.models.base import SegmentationModel
 from pipeline.models.layers import (
     act_layer,
-    check_channels,
+    check_aux_heads,
     check_dropout,
     choose,
     head,
+    level_layout,
     norm_layer,
-    per_level,
 )
 
 UPSAMPLE_MODES = ("deconv", "nontrainable_nearest", "nontrainable_linear")
 
 
-def make_upsample(
-    spatial_dims: int, in_channels: int, out_channels: int, scale: Sequence[int], mode: str
-) -> nn.Module:
+def make_upsample(spatial_dims: int, in_channels: int, out_channels: int, scale: Sequence[int], mode: str) -> nn.Module:
     """Upsampling layer ``B in H W [D] -> B out (H W [D] * scale)``.
 
     ``deconv``: transposed convolution with kernel = stride = ``scale``.
@@ -76,15 +75,11 @@ class UNet(SegmentationModel):
         deep_supervision_heads: int = 2,
     ) -> None:
         super().__init__(spatial_dims, in_channels, num_classes, deep_supervision)
-        channels = check_channels(channels)
+        channels, self.strides, kernels = level_layout(channels, strides, kernel_size, spatial_dims)
         levels = len(channels)
-        self.strides = per_level(strides, levels - 1, spatial_dims, "strides", default=2)
-        kernels = per_level(kernel_size, levels, spatial_dims, "kernel_size", default=3)
-        if any(k % 2 == 0 for kernel in kernels for k in kernel):
-            raise ValueError(f"kernel_size entries must be odd, got {kernel_size!r}.")
         choose(upsample, UPSAMPLE_MODES, "upsample")
         if not isinstance(residual, bool):
-            raise ValueError(f"residual must be true or false, got {residual!r}.")
+            raise SettingError(f"residual must be true or false, got {residual!r}.")
         block_type = UnetResBlock if residual else UnetBasicBlock
         common = dict(
             spatial_dims=spatial_dims,
@@ -101,26 +96,17 @@ class UNet(SegmentationModel):
         self.decoder = nn.ModuleList()
         for i in range(levels - 1):  # decoder level i receives level i+1
             self.upsamples.append(make_upsample(spatial_dims, channels[i + 1], channels[i], self.strides[i], upsample))
-            self.decoder.append(
-                block_type(in_channels=2 * channels[i], out_channels=channels[i], kernel_size=kernels[i], stride=1, **common)
-            )
+            self.decoder.append(block_type(in_channels=2 * channels[i], out_channels=channels[i], kernel_size=kernels[i], stride=1, **common))
         self.output = head(spatial_dims, channels[0], num_classes)
         self.aux_heads = nn.ModuleList()
         if deep_supervision:
-            if not isinstance(deep_supervision_heads, int) or deep_supervision_heads < 1 or deep_supervision_heads > levels - 2:
-                raise ValueError(
-                    f"deep_supervision_heads must be an integer from 1 to len(channels) - 2 = {levels - 2} "
-                    f"(aux heads sit on decoder levels 1..{levels - 2}), got {deep_supervision_heads!r} "
-                    f"with channels={channels}; lower deep_supervision_heads or add levels."
-                )
+            check_aux_heads(deep_supervision_heads, channels)
             self.aux_heads.extend(head(spatial_dims, channels[k], num_classes) for k in range(1, deep_supervision_heads + 1))
 
-    @property
-    def size_divisor(self) -> tuple[int, ...]:
-        total = [1] * self.spatial_dims
-        for stride in self.strides:
-            total = [t * s for t, s in zip(total, stride)]
-        return tuple(total)
+    def encode_padded(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.encoder:
+            x = block(x)
+        return x
 
     def forward_padded(self, x: torch.Tensor, with_aux: bool) -> list[torch.Tensor]:
         skips = []

@@ -11,10 +11,16 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import SettingError
+
 #: Anisotropy ratio above which the coarse axis gets a low-percentile spacing (nnU-Net).
 ANISOTROPY_RATIO = 3.0
 #: Patch sizes are multiples of this (the deepest network stride we plan for).
 PATCH_MULTIPLE = 16
+#: Most voxels a training batch may hold (batch size x patch voxels), 2 x 256^3: a U-Net's first
+#: level alone keeps 32 float32 feature maps of every voxel, several times over for the backward
+#: pass, so a larger batch needs tens of GB.
+MAX_BATCH_VOXELS = 2 * 256**3
 
 
 def target_spacing(spacings: np.ndarray, shapes: np.ndarray | None = None) -> list[float]:
@@ -75,7 +81,7 @@ def class_weights(totals: Sequence[int], scheme: str) -> list[float]:
     elif scheme == "inverse_sqrt":
         raw[seen] = 1.0 / np.sqrt(freq[seen])
     else:
-        raise ValueError(f"unknown class weighting {scheme!r}; expected none, inverse_frequency, median_frequency or inverse_sqrt")
+        raise SettingError(f"unknown class weighting {scheme!r}; expected none, inverse_frequency, median_frequency or inverse_sqrt")
     raw[~seen] = raw[seen].max()
     return (raw / raw.mean()).round(6).tolist()
 
@@ -83,28 +89,66 @@ def class_weights(totals: Sequence[int], scheme: str) -> list[float]:
 def kfold_splits(cases: Sequence[str], folds: int, seed: int) -> list[dict[str, list[str]]]:
     """Seeded k-fold split: ``[{"train": [...], "val": [...]}, ...]``, one entry per fold."""
     if len(cases) < folds:
-        raise ValueError(f"plan.folds is {folds} but there are only {len(cases)} training cases; use at most {len(cases)} folds")
+        raise SettingError(f"plan.folds is {folds} but there are only {len(cases)} training cases; use at most {len(cases)} folds")
     order = np.random.default_rng(seed).permutation(sorted(cases))
     parts = np.array_split(order, folds)
-    return [
-        {"train": sorted(str(c) for j, p in enumerate(parts) if j != k for c in p), "val": sorted(str(c) for c in parts[k])}
-        for k in range(folds)
-    ]
+    return [{"train": sorted(str(c) for j, p in enumerate(parts) if j != k for c in p), "val": sorted(str(c) for c in parts[k])} for k in range(folds)]
+
+
+def _voxels(shape: np.ndarray) -> list[int]:
+    return [int(round(float(v))) for v in shape]
+
+
+def check_patch(patch: Sequence[int], batch: int, resampled: np.ndarray, spacing: Sequence[float]) -> None:
+    """Reject a patch larger than every image, or a batch of more than :data:`MAX_BATCH_VOXELS`.
+
+    Args:
+        resampled: ``(cases, dims)`` image shapes after resampling to ``spacing``, numpy order.
+    Raises:
+        SettingError: naming ``plan.patch_size``/``batch_size``, the values, the image shapes and
+            what would be valid.
+    """
+    dims = resampled.shape[1]
+    axes = "zyx"[3 - dims :] if dims <= 3 else "".join(map(str, range(dims)))
+    if len(patch) != dims:
+        raise SettingError(
+            f"plan.patch_size {list(patch)} has {len(patch)} values, the images have {dims} dimensions: give {dims} ({', '.join(axes)}, numpy order)"
+        )
+    largest = resampled.max(axis=0)
+    limit = [max(PATCH_MULTIPLE, int(np.ceil(s / PATCH_MULTIPLE)) * PATCH_MULTIPLE) for s in largest]
+    too_big = [axes[k] for k in range(dims) if patch[k] > limit[k]]
+    if too_big:
+        raise SettingError(
+            f"plan.patch_size {list(patch)} is larger along {', '.join(too_big)} than every image resampled to {list(spacing)} mm: "
+            f"the largest is {_voxels(largest)}, the median {_voxels(np.median(resampled, axis=0))}, the smallest {_voxels(resampled.min(axis=0))} voxels "
+            f"({', '.join(axes)}); the excess would be padding only: use at most {limit}, or null to derive the patch"
+        )
+    voxels = int(batch) * int(np.prod(patch))
+    if voxels > MAX_BATCH_VOXELS:
+        raise SettingError(
+            f"a training batch of {batch} patch(es) of {list(patch)} holds {voxels} voxels, more than {MAX_BATCH_VOXELS} (2 x 256^3; "
+            "the network's activations would need tens of GB): lower plan.patch_size or plan.batch_size (or patch_voxels/batch_voxels)"
+        )
 
 
 def make_plan(fingerprint: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
-    """Derive the plan from the fingerprint and the ``plan``/``dataset`` config sections."""
+    """Derive the plan from the fingerprint and the ``plan``/``dataset`` config sections.
+
+    The fingerprint's ``warnings`` (dataset-level findings on the labels) are carried over
+    as the plan's ``warnings``, for the experiment report.
+    """
     settings = config["plan"]
     spacings = np.asarray(fingerprint["spacings"], dtype=float)
     spacing = list(settings["target_spacing"]) if settings["target_spacing"] else target_spacing(spacings, np.asarray(fingerprint["shapes"]))
     if len(spacing) != spacings.shape[1]:
-        raise ValueError(f"plan.target_spacing has {len(spacing)} values, the images have {spacings.shape[1]} dimensions")
+        raise SettingError(f"plan.target_spacing has {len(spacing)} values, the images have {spacings.shape[1]} dimensions")
     shapes = np.asarray(fingerprint["shapes"], dtype=float)
     # Shape after resampling: numpy order, so spacing is reversed.
     resampled = shapes * spacings[:, ::-1] / np.asarray(spacing[::-1])
     median_shape = np.median(resampled, axis=0)
     patch = list(settings["patch_size"]) if settings["patch_size"] else patch_size(median_shape, settings["patch_voxels"])
     batch = settings["batch_size"] or max(2, settings["batch_voxels"] // int(np.prod(patch)))
+    check_patch(patch, batch, resampled, spacing)
     totals = list(fingerprint["class_totals"].values())
     normalisation = {}
     for channel in config["dataset"]["channels"]:
@@ -130,4 +174,6 @@ def make_plan(fingerprint: Mapping[str, Any], config: Mapping[str, Any]) -> dict
         "class_weighting": settings["class_weighting"],
         "class_weights": class_weights(totals, settings["class_weighting"]),
         "preprocessing": dict(config["preprocessing"]),
+        "warnings": [str(w) for w in fingerprint.get("warnings", [])],
+        "training_class_voxels": {str(k): int(v) for k, v in fingerprint["class_totals"].items()},
     }

@@ -11,7 +11,6 @@ Output folder ``results/preprocessed/<case>/``:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -104,7 +103,9 @@ def class_locations(label: np.ndarray, num_classes: int, seed: int) -> dict[str,
     return out
 
 
-def preprocess_case(case: str, channel_paths: Sequence[str], label_path: str | None, plan: Mapping[str, Any], out_dir: str | os.PathLike[str], tolerance: float = 1e-3) -> dict[str, Any]:
+def preprocess_case(
+    case: str, channel_paths: Sequence[str], label_path: str | None, plan: Mapping[str, Any], out_dir: str | os.PathLike[str], tolerance: float = 1e-3
+) -> dict[str, Any]:
     """Preprocess a case into ``out_dir`` (see the module docstring); return its properties."""
     image, label, geometry = load_case(case, channel_paths, label_path, plan["dimensions"], tolerance)
     settings = plan["preprocessing"]
@@ -144,9 +145,3 @@ def preprocess_case(case: str, channel_paths: Sequence[str], label_path: str | N
         np.save(tmp, image)
     write_json(out / "properties.json", properties)
     return properties
-
-
-def load_properties(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read ``properties.json`` of a preprocessed case."""
-    with open(Path(folder) / "properties.json", encoding="utf-8") as handle:
-        return json.load(handle)

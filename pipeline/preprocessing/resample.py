@@ -14,7 +14,7 @@ or ``linear``).
 Grids that share origin and direction (all that preprocessing and its inverse use) are
 resampled axis by axis with :mod:`pipeline.preprocessing.separable` (same results as
 SimpleITK, 3-30x faster); other grids with SimpleITK's ``Resample``.
-``benchmarks/bench_resampling.py`` measures both against nnU-Net's scikit-image version.
+``workflow/benchmarks/bench_resampling.py`` measures both against nnU-Net's scikit-image version.
 """
 
 from __future__ import annotations
@@ -88,7 +88,9 @@ def _axis_plan(source: Geometry, target: Geometry, interpolation: str, coarse: s
     return ratios, orders
 
 
-def resample_array(array: np.ndarray, source: Geometry, target: Geometry, interpolation: str, default: float = 0.0, coarse: str | None = None, method: str = "auto") -> np.ndarray:
+def resample_array(
+    array: np.ndarray, source: Geometry, target: Geometry, interpolation: str, default: float = 0.0, coarse: str | None = None, method: str = "auto"
+) -> np.ndarray:
     """Resample one array from the ``source`` grid onto the ``target`` grid.
 
     ``coarse`` (``nearest`` or ``linear``) resamples an anisotropic coarse axis apart (see
@@ -131,7 +133,9 @@ def _resample(array: np.ndarray, source: Geometry, target: Geometry, interpolati
     return sitk.GetArrayFromImage(out)
 
 
-def resample_label(label: np.ndarray, source: Geometry, target: Geometry, mode: str, num_classes: int, coarse: str | None = None, method: str = "auto") -> np.ndarray:
+def resample_label(
+    label: np.ndarray, source: Geometry, target: Geometry, mode: str, num_classes: int, coarse: str | None = None, method: str = "auto"
+) -> np.ndarray:
     """Resample a label map; ``mode`` ``nearest`` or ``linear_onehot``.
 
     ``linear_onehot`` interpolates each class's indicator linearly and takes the argmax,

@@ -16,7 +16,7 @@ the target positions. ``B^-1`` is dense but its entries fall off as ``0.268^dist
 voxels (weights below 1e-7 of the block's largest are left out, below float32 rounding).
 The resampling is then one small dense matrix product per block, which BLAS runs in place
 on the array's own layout, with no transposes: 2-3x faster than a recursive prefilter and
-a sparse kernel after moving the axis to the front (``benchmarks/bench_resampling.py``).
+a sparse kernel after moving the axis to the front (``workflow/benchmarks/bench_resampling.py``).
 
 Positions beyond the source's last voxel centre (the extents differ by up to a voxel)
 take the edge value, as SimpleITK's nearest-neighbour extrapolation does.

@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.atomic import write_text
+from pipeline.errors import SettingError
 from pipeline.evaluation.summary import MEAN_FOREGROUND
 from pipeline.reporting import figures, provenance
 from pipeline.reporting.report import HEADLINE, environment
@@ -160,20 +161,24 @@ def write_comparison(
     """
     missing = sorted(set(per_case) ^ set(summaries))
     if missing:
-        raise ValueError(f"experiments {missing} have a per-case table or a summary but not both")
+        raise SettingError(f"experiments {missing} have a per-case table or a summary but not both")
     case_sets = {name: set(table["case"]) for name, table in per_case.items()}
     shared = set.intersection(*case_sets.values()) if case_sets else set()
     tests = pairwise_tests(per_case)
-    html = environment().get_template("index.html.j2").render(
-        dataset=dataset,
-        experiments=list(summaries),
-        ranking=ranking(summaries),
-        metrics=[(m, side_by_side(summaries, m)) for m in HEADLINE],
-        tests=tests.to_dict("records"),
-        bars=dice_bars(summaries),
-        n_shared=len(shared),
-        unequal={name: len(cases) for name, cases in case_sets.items() if cases != shared},
-        code_version=provenance.code_version(os.path.dirname(__file__)),
+    html = (
+        environment()
+        .get_template("index.html.j2")
+        .render(
+            dataset=dataset,
+            experiments=list(summaries),
+            ranking=ranking(summaries),
+            metrics=[(m, side_by_side(summaries, m)) for m in HEADLINE],
+            tests=tests.to_dict("records"),
+            bars=dice_bars(summaries),
+            n_shared=len(shared),
+            unequal={name: len(cases) for name, cases in case_sets.items() if cases != shared},
+            code_version=provenance.code_version(os.path.dirname(__file__)),
+        )
     )
     write_text(output, html)
     log.info("compared %d experiments on %d shared test cases", len(summaries), len(shared))

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from pipeline.errors import SettingError
 from pipeline.io.images import read_sitk
 from pipeline.reporting.figures import plain, plt, to_data_uri
 
@@ -96,7 +97,16 @@ def _window(image: np.ndarray) -> tuple[float, float]:
     return float(low), float(high if high > low else low + 1)
 
 
-def _draw(ax: plt.Axes, image: np.ndarray, reference: np.ndarray, prediction: np.ndarray, labels: Sequence[int], aspect: float, flip: bool, window: tuple[float, float]) -> None:
+def _draw(
+    ax: plt.Axes,
+    image: np.ndarray,
+    reference: np.ndarray,
+    prediction: np.ndarray,
+    labels: Sequence[int],
+    aspect: float,
+    flip: bool,
+    window: tuple[float, float],
+) -> None:
     """One panel: grey image with the contours of every class, reference and prediction."""
     if flip:
         image, reference, prediction = image[::-1], reference[::-1], prediction[::-1]
@@ -110,7 +120,9 @@ def _draw(ax: plt.Axes, image: np.ndarray, reference: np.ndarray, prediction: np
     ax.set_yticks([])
 
 
-def overlay_figure(image: np.ndarray, reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float], labels: Sequence[int], focus_label: int, title: str) -> str:
+def overlay_figure(
+    image: np.ndarray, reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float], labels: Sequence[int], focus_label: int, title: str
+) -> str:
     """Rows: centre slice and largest-error slice of ``focus_label``; columns: the views.
 
     Arrays are in numpy order (3D: LPS-oriented ``(z, y, x)``); ``spacing`` in the same order
@@ -172,14 +184,16 @@ def case_overlay(files: CaseFiles, focus_class: str, focus_label: int, dice: flo
     prediction, _ = read_display_array(files.prediction, files.case)
     shapes = {"image": image.shape, "reference": reference.shape, "prediction": prediction.shape}
     if len(set(shapes.values())) != 1:
-        raise ValueError(f"case {files.case!r}: image {files.image}, reference {files.reference} and prediction {files.prediction} differ in shape: {shapes}")
+        raise SettingError(f"case {files.case!r}: image {files.image}, reference {files.reference} and prediction {files.prediction} differ in shape: {shapes}")
     if image.ndim == 3 and 1 in image.shape:  # a 2D image stored as a one-slice volume
         keep = [a for a in range(3) if image.shape[a] != 1]
         image, reference, prediction = (a.reshape([a.shape[i] for i in keep]) for a in (image, reference, prediction))
         spacing = tuple(spacing[i] for i in keep)
     dice_text = "NaN" if math.isnan(dice) else f"{dice:.3f}"
     title = f"{files.case}: {focus_class} (Dice {dice_text}); contours of every class"
-    figure = overlay_figure(image.astype(np.float32), np.rint(reference).astype(np.int64), np.rint(prediction).astype(np.int64), spacing, labels, focus_label, title)
+    figure = overlay_figure(
+        image.astype(np.float32), np.rint(reference).astype(np.int64), np.rint(prediction).astype(np.int64), spacing, labels, focus_label, title
+    )
     return CaseOverlay(files.case, focus_class, dice, figure)
 
 

@@ -16,7 +16,9 @@ LIBRARIES = ("torch", "monai", "numpy", "SimpleITK", "nibabel", "pandas", "snake
 def code_version(root: str | Path = ".") -> str:
     """``git describe`` of the working tree (with ``-dirty``), or ``unknown`` outside git."""
     try:
-        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() or "unknown"

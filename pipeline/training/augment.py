@@ -55,6 +55,9 @@ def build_augmentation(settings: Mapping[str, Any], spatial_dims: int) -> Callab
     def apply(sample: dict, seed: int) -> dict:
         compose.set_random_state(seed=seed)
         out = compose(sample)
-        return {"image": out["image"].as_tensor() if hasattr(out["image"], "as_tensor") else out["image"], "label": out["label"].as_tensor() if hasattr(out["label"], "as_tensor") else out["label"]}
+        return {
+            "image": out["image"].as_tensor() if hasattr(out["image"], "as_tensor") else out["image"],
+            "label": out["label"].as_tensor() if hasattr(out["label"], "as_tensor") else out["label"],
+        }
 
     return apply

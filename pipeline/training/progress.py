@@ -1,4 +1,4 @@
-"""A terminal progress bar for training, drawn only where a person watches.
+"""A terminal progress bar for training (tqdm), drawn only where a person watches.
 
 When stderr is a terminal (``python -m pipeline train`` by hand) one line is redrawn in
 place: iterations done, percentage, loss, iterations per second and time left. When stderr
@@ -8,19 +8,31 @@ only the plain per-epoch lines the training loop logs.
 
 from __future__ import annotations
 
+import os
 import sys
-import time
 from typing import TextIO
 
+from tqdm import tqdm
 
-def format_seconds(seconds: float) -> str:
-    """``1h02m``, ``3m12s`` or ``45s``."""
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+#: ``unet fold_0 12/18  67% |################        | 5.12it/s, 00:01 left, loss 0.4321``
+BAR_FORMAT = "{desc}{n_fmt}/{total_fmt} {percentage:3.0f}% |{bar:24}| {rate_fmt}, {remaining} left{postfix}"
+
+
+class _Tqdm(tqdm):
+    """tqdm without its monitor thread: the bar is created before the DataLoader forks its
+    workers, and a thread running at a fork is best avoided."""
+
+    monitor_interval = 0
+
+
+def _terminal_size(stream: TextIO) -> tuple[int, int]:
+    """Columns and lines of the terminal ``stream`` writes to. A terminal that does not know
+    its size (0 x 0, as a fresh pty) gets no width limit, where tqdm would draw nothing."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # no file descriptor (a StringIO), or not a terminal
+        return 1000, 20
+    return size.columns or 1000, size.lines or 20
 
 
 class ProgressBar:
@@ -28,7 +40,8 @@ class ProgressBar:
 
     Args:
         total: iterations of the whole training.
-        start: iterations already done (a resumed run starts part-way).
+        start: iterations already done (a resumed run starts part-way; the rate and the
+            time left count only the iterations of this run).
         stream: where to draw; default stderr. Nothing is drawn unless it is a terminal,
             or ``force`` is set.
         label: text in front of the bar (experiment and fold).
@@ -38,44 +51,36 @@ class ProgressBar:
         self.total, self.start, self.label = total, start, label
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = force or bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = 1.0 / per_second
-        self._tic = time.perf_counter()
-        self._drawn = -float("inf")
-
-    def line(self, done: int, loss: float | None = None, width: int = 24) -> str:
-        """The bar's text after ``done`` iterations."""
-        fraction = done / self.total if self.total else 1.0
-        filled = int(round(width * fraction))
-        elapsed = time.perf_counter() - self._tic
-        rate = (done - self.start) / elapsed if elapsed > 0 and done > self.start else 0.0
-        left = (self.total - done) / rate if rate else float("nan")
-        parts = [f"{self.label} " if self.label else "", f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {100 * fraction:3.0f}%"]
-        if loss is not None:
-            parts.append(f" loss {loss:.4f}")
-        if rate:
-            parts.append(f" {rate:.2f} it/s, {format_seconds(left)} left")
-        return "".join(parts)
+        self._cleared = False
+        self._bar = None
+        if self.enabled:
+            # smoothing=0: the rate is the average over this run, not a moving average, so the
+            # time left does not jump at each validation pause; miniters=1: only the clock throttles.
+            columns, lines = _terminal_size(self.stream)
+            self._bar = _Tqdm(
+                total=total, initial=start, file=self.stream, desc=f"{label} " if label else "", bar_format=BAR_FORMAT,
+                mininterval=1.0 / per_second, miniters=1, smoothing=0, ncols=columns, nrows=lines, leave=True, unit="it",
+            )  # fmt: skip
 
     def update(self, done: int, loss: float | None = None) -> None:
-        """Redraw after ``done`` iterations (throttled; always at the last one)."""
-        if not self.enabled:
+        """Redraw after ``done`` iterations (throttled; at once after :meth:`clear`)."""
+        if self._bar is None:
             return
-        now = time.perf_counter()
-        if now - self._drawn < self.interval and done < self.total:
-            return
-        self._drawn = now
-        self.stream.write("\r\033[K" + self.line(done, loss))
-        self.stream.flush()
+        if loss is not None:
+            self._bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+        self._bar.update(done - self._bar.n)
+        if self._cleared or done >= self.total:
+            self._cleared = False
+            self._bar.refresh()
 
     def clear(self) -> None:
         """Erase the bar's line, so a log line printed next starts at the left margin."""
-        if self.enabled:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self._drawn = -float("inf")
+        if self._bar is not None:
+            self._bar.clear()
+            self._cleared = True
 
     def close(self) -> None:
-        """End the bar's line so later output starts on a new one."""
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
+        """Draw the bar a last time and end its line, so later output starts on a new one."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -15,45 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.preprocessing.preprocess import load_properties
-
-
-class PreprocessedCase:
-    """A preprocessed case opened lazily: ``image`` ``(C, *spatial)`` and ``label`` ``(*spatial)`` memory-mapped."""
-
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = Path(folder)
-        self.properties = load_properties(self.folder)
-        self._image: np.ndarray | None = None
-        self._label: np.ndarray | None = None
-        self.locations = {int(k): np.asarray(v, dtype=np.int64) for k, v in self.properties.get("class_locations", {}).items() if v}
-
-    @property
-    def image(self) -> np.ndarray:
-        if self._image is None:
-            self._image = np.load(self.folder / "image.npy", mmap_mode="r")
-        return self._image
-
-    @property
-    def label(self) -> np.ndarray:
-        if self._label is None:
-            self._label = np.load(self.folder / "label.npy", mmap_mode="r")
-        return self._label
-
-
-def crop_with_padding(array: np.ndarray, start: Sequence[int], size: Sequence[int]) -> np.ndarray:
-    """``array[..., start:start+size]`` over the trailing axes, zero-padded where out of bounds."""
-    lead = array.ndim - len(size)
-    out = np.zeros(array.shape[:lead] + tuple(size), dtype=array.dtype)
-    src, dst = [slice(None)] * lead, [slice(None)] * lead
-    for s, n, dim in zip(start, size, array.shape[lead:]):
-        lo, hi = max(s, 0), min(s + n, dim)
-        if hi <= lo:
-            return out
-        src.append(slice(lo, hi))
-        dst.append(slice(lo - s, hi - s))
-    out[tuple(dst)] = array[tuple(src)]
-    return out
+from pipeline.errors import SettingError
+from pipeline.preprocessing.case_folder import PreprocessedCase, crop_with_padding, random_start
 
 
 def sample_patch(case: PreprocessedCase, patch: Sequence[int], rng: np.random.Generator, foreground: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +31,7 @@ def sample_patch(case: PreprocessedCase, patch: Sequence[int], rng: np.random.Ge
         centre = case.locations[cls][rng.integers(len(case.locations[cls]))]
         start = [int(c) - p // 2 for c, p in zip(centre, patch)]
     else:
-        start = [int(rng.integers(0, max(dim - p, 0) + 1)) if dim >= p else -int(rng.integers(0, p - dim + 1)) for dim, p in zip(shape, patch)]
+        start = random_start(shape, patch, rng)
     return crop_with_padding(case.image, start, patch).astype(np.float32), crop_with_padding(case.label, start, patch)
 
 
@@ -79,9 +42,18 @@ class BatchDataset(torch.utils.data.Dataset):
     processes load and augment batches ahead of the GPU while the order stays fixed.
     """
 
-    def __init__(self, folders: Sequence[str | os.PathLike[str]], patch: Sequence[int], batch_size: int, foreground_fraction: float, seed: int, augment: Callable[[dict, int], dict] | None = None, stream: int = 0) -> None:
+    def __init__(
+        self,
+        folders: Sequence[str | os.PathLike[str]],
+        patch: Sequence[int],
+        batch_size: int,
+        foreground_fraction: float,
+        seed: int,
+        augment: Callable[[dict, int], dict] | None = None,
+        stream: int = 0,
+    ) -> None:
         if not folders:
-            raise ValueError("no training cases: the fold's training list is empty")
+            raise SettingError("no training cases: the fold's training list is empty")
         self.cases = [PreprocessedCase(f) for f in folders]
         self.patch = list(patch)
         self.batch_size = batch_size

@@ -12,7 +12,9 @@ import torch
 def build_optimizer(parameters: Iterable[torch.nn.Parameter], settings: Mapping[str, Any]) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum (nnU-Net's default) or AdamW."""
     if settings["optimizer"] == "sgd":
-        return torch.optim.SGD(parameters, lr=settings["learning_rate"], momentum=settings["momentum"], nesterov=settings["momentum"] > 0, weight_decay=settings["weight_decay"])
+        return torch.optim.SGD(
+            parameters, lr=settings["learning_rate"], momentum=settings["momentum"], nesterov=settings["momentum"] > 0, weight_decay=settings["weight_decay"]
+        )
     return torch.optim.AdamW(parameters, lr=settings["learning_rate"], weight_decay=settings["weight_decay"])
 
 

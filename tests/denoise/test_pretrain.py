@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.denoise.pretrain import load_pretrained, matching_tensors, pretrained_checkpoint
 from pipeline.errors import PipelineError
-from pipeline.landmarks.models import CoordinateRegressor
 from pipeline.models import build_model
+from pipeline.models.heads import CoordinateRegressor
 from pipeline.training.checkpoint import save_checkpoint
+from pipeline.training.init_from import load_pretrained, matching_tensors, pretrained_checkpoint
 
 torch.set_num_threads(1)
 SETTINGS = {"channels": [4, 8, 16]}

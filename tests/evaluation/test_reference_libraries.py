@@ -62,9 +62,7 @@ def test_pooled_percentile_is_the_percentile_of_monai_distances(make_label_map, 
     ours = evaluate_case(ref, pred, spacing, {1: "fg"}, Conventions(hd_percentile_method="pooled")).iloc[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        _, (d_pred, d_ref), _ = get_edge_surface_distance(
-            torch.from_numpy(pred == 1), torch.from_numpy(ref == 1), spacing=spacing, symmetric=True
-        )
+        _, (d_pred, d_ref), _ = get_edge_surface_distance(torch.from_numpy(pred == 1), torch.from_numpy(ref == 1), spacing=spacing, symmetric=True)
     pooled = np.percentile(np.concatenate([d_pred.numpy(), d_ref.numpy()]), 95)
     assert ours["hd95"] == pytest.approx(pooled, abs=1e-4)
     directed = max(np.percentile(d_pred.numpy(), 95), np.percentile(d_ref.numpy(), 95))

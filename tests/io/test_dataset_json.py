@@ -7,8 +7,9 @@ import pytest
 
 from pipeline.config import validate_config
 from pipeline.errors import CaseError, ConfigError
+from pipeline.io.cases import ManifestError
 from pipeline.io.check import check_case
-from pipeline.io.manifest import ManifestError, dataset_table
+from pipeline.io.dataset import dataset_table
 from tests.conftest import blob_case, write_volume
 
 INFO = {"channel_names": {"0": "T2", "1": "ADC"}, "labels": {"background": 0, "zone": 1, "lesion": 2}, "numTraining": 3, "file_ending": ".nii.gz"}

@@ -45,10 +45,15 @@ def write_dicom_series(folder, volume, spacing, origin, direction):
     for z in range(image.GetDepth()):
         slice_ = image[:, :, z]
         for tag, value in {
-            "0008|0060": "CT", "0008|0016": "1.2.840.10008.5.1.4.1.1.2", "0020|000d": "1.2.826.0.1.3680043.2.1125.1.41",
-            "0020|000e": series_uid, "0020|0037": orientation, "0018|0050": str(spacing[2]),
+            "0008|0060": "CT",
+            "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.1.41",
+            "0020|000e": series_uid,
+            "0020|0037": orientation,
+            "0018|0050": str(spacing[2]),
             "0020|0032": "\\".join(map(str, image.TransformIndexToPhysicalPoint((0, 0, z)))),
-            "0020|0013": str(z + 1), "0008|0018": f"{series_uid}.{z + 1}",
+            "0020|0013": str(z + 1),
+            "0008|0018": f"{series_uid}.{z + 1}",
         }.items():
             slice_.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"slice_{z:03d}.dcm"))

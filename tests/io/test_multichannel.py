@@ -8,8 +8,8 @@ import torch
 
 from pipeline import stages
 from pipeline.config import validate_config
+from pipeline.io.dataset import dataset_table
 from pipeline.io.images import read_image
-from pipeline.io.manifest import dataset_table
 from tests.conftest import blob_case, write_volume
 
 SPACING = (0.9, 1.0, 1.5)

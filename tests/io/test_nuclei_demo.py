@@ -7,8 +7,9 @@ import tifffile
 from pipeline import stages
 from pipeline.config import validate_config
 from pipeline.demo import nuclei
+from pipeline.io.dataset import dataset_table
 from pipeline.io.images import read_image
-from pipeline.io.manifest import dataset_table, read_manifest
+from pipeline.io.manifest import read_manifest
 
 CONFIG = {
     "dataset": {"demo": "nuclei", "dimensions": 2, "channels": [{"name": "fluorescence", "modality": "microscopy"}], "labels": {0: "background", 1: "nucleus"}},

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 pytest.importorskip("nilearn")
 
 from pipeline.demo import brain  # noqa: E402
-from pipeline.landmarks import demo  # noqa: E402
+from pipeline.tasks.landmarks import demo  # noqa: E402
 
 
 def test_template_landmarks_are_near_their_mni_coordinates() -> None:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline.io.images import Geometry
-from pipeline.landmarks.geometry import index_metric, index_to_world, world_to_index
-from pipeline.landmarks.heatmaps import gaussian_heatmaps, locate_peaks, refine_peak
+from pipeline.tasks.landmarks.geometry import index_metric, index_to_world, world_to_index
+from pipeline.tasks.landmarks.heatmaps import gaussian_heatmaps, locate_peaks, refine_peak
 
 # Anisotropic spacing, an oblique (rotated, flipped) orthonormal direction, a far origin.
 ANGLE = np.deg2rad(20)

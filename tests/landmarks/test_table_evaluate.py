@@ -10,8 +10,8 @@ import pytest
 
 from pipeline.config import validate_config
 from pipeline.errors import ConfigError
-from pipeline.landmarks.evaluate import error_statistics, radial_errors, summarize_errors
-from pipeline.landmarks.table import LandmarkError, case_points, landmark_names, read_landmarks
+from pipeline.tasks.landmarks.evaluate import error_statistics, radial_errors, summarize_errors
+from pipeline.tasks.landmarks.table import LandmarkError, case_points, landmark_names, read_landmarks
 
 
 def write(path: Path, text: str) -> Path:

@@ -11,15 +11,16 @@ import pytest
 import torch
 
 from pipeline.config import validate_config
-from pipeline.denoise.corrupt import corrupt
-from pipeline.denoise.metrics import psnr, ssim
-from pipeline.denoise.train import train_denoise_fold
+from pipeline.inference.ensemble import load_models
 from pipeline.io.images import Geometry
-from pipeline.landmarks.geometry import index_to_world
-from pipeline.landmarks.predict import predict_case_landmarks
-from pipeline.landmarks.sampling import LandmarkBatches, LandmarkCase, offsets_from_centre
-from pipeline.landmarks.stages import load_landmark_models
-from pipeline.landmarks.train import train_landmarks_fold
+from pipeline.tasks.denoise.corrupt import corrupt
+from pipeline.tasks.denoise.metrics import psnr, ssim
+from pipeline.tasks.denoise.train import train_fold as train_denoise_fold
+from pipeline.tasks.landmarks.geometry import index_to_world
+from pipeline.tasks.landmarks.models import build_landmark_network
+from pipeline.tasks.landmarks.predict import predict_case_landmarks
+from pipeline.tasks.landmarks.sampling import LandmarkBatches, LandmarkCase, offsets_from_centre
+from pipeline.tasks.landmarks.train import train_fold as train_landmarks_fold
 
 torch.set_num_threads(1)
 GEOMETRY = Geometry(size=(20, 18, 10), spacing=(1.0, 1.2, 2.0), origin=(5.0, -3.0, 10.0), direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
@@ -46,13 +47,20 @@ def make_cases(root: Path, n: int = 3) -> pd.DataFrame:
 
 
 def config_for(root: Path, method: str) -> dict:
-    return validate_config({
-        "dataset": {"labels": {0: "bg", 1: "fg"}, "manifest": "m.tsv", "landmarks": str(root / "landmarks.tsv")},
-        "experiments": {"lm": {
-            "task": "landmarks", "model": {"name": "unet", "channels": [4, 8]}, "landmarks": {"method": method},
-            "training": {"epochs": 2, "iterations_per_epoch": 2, "validate_every": 2, "optimizer": "adamw", "learning_rate": 1e-3},
-        }, "dae": {"task": "denoise", "model": {"name": "unet", "channels": [4, 8]}, "training": {"epochs": 1, "iterations_per_epoch": 2}}},
-    })
+    return validate_config(
+        {
+            "dataset": {"labels": {0: "bg", 1: "fg"}, "manifest": "m.tsv", "landmarks": str(root / "landmarks.tsv")},
+            "experiments": {
+                "lm": {
+                    "task": "landmarks",
+                    "model": {"name": "unet", "channels": [4, 8]},
+                    "landmarks": {"method": method},
+                    "training": {"epochs": 2, "iterations_per_epoch": 2, "validate_every": 2, "optimizer": "adamw", "learning_rate": 1e-3},
+                },
+                "dae": {"task": "denoise", "model": {"name": "unet", "channels": [4, 8]}, "training": {"epochs": 1, "iterations_per_epoch": 2}},
+            },
+        }
+    )
 
 
 PLAN = {"dimensions": 3, "channels": ["image"], "patch_size": [8, 8, 8], "batch_size": 2}
@@ -74,10 +82,11 @@ def test_train_and_predict(tmp_path: Path, method: str) -> None:
     make_cases(tmp_path)
     config = config_for(tmp_path, method)
     fold = tmp_path / "models" / "lm" / "fold_0"
-    log = train_landmarks_fold("lm", config["experiments"]["lm"], PLAN, {"train": ["c0", "c1"], "val": ["c2"]}, tmp_path / "pre", fold, config, torch.device("cpu"))
+    log = train_landmarks_fold(config, "lm", PLAN, {"train": ["c0", "c1"], "val": ["c2"]}, tmp_path / "pre", fold, torch.device("cpu"))
     assert list(log["epoch"]) == [1, 2] and np.isfinite(log["val_mre_mm"].iloc[-1])
     assert {p.name for p in fold.iterdir()} >= {"best.pt", "last.pt", "log.tsv"}
-    models, arch = load_landmark_models([fold / "best.pt"], torch.device("cpu"))
+    models, state = load_models([fold / "best.pt"], build_landmark_network, "landmarks", torch.device("cpu"))
+    arch = state["architecture"]
     assert arch["landmarks"] == ["A", "B"] and arch["method"] == method
     table = predict_case_landmarks(models, arch, tmp_path / "pre" / "c2", config["experiments"]["lm"]["landmarks"], 0.25)
     assert list(table.columns[:5]) == ["case", "landmark", "x", "y", "z"] and list(table["landmark"]) == ["A", "B"]
@@ -89,13 +98,13 @@ def test_missing_landmark_of_a_training_case_is_named(tmp_path: Path) -> None:
     table.iloc[:-1].to_csv(tmp_path / "landmarks.tsv", sep="\t", index=False)  # c2 loses B
     config = config_for(tmp_path, "heatmap")
     with pytest.raises(Exception, match=r"lacks landmark\(s\) \['B'\] of case 'c2'"):
-        train_landmarks_fold("lm", config["experiments"]["lm"], PLAN, {"train": ["c0", "c1"], "val": ["c2"]}, tmp_path / "pre", tmp_path / "f", config)
+        train_landmarks_fold(config, "lm", PLAN, {"train": ["c0", "c1"], "val": ["c2"]}, tmp_path / "pre", tmp_path / "f")
 
 
 def test_denoise_training_and_metrics(tmp_path: Path) -> None:
     make_cases(tmp_path)
     config = config_for(tmp_path, "heatmap")
-    log = train_denoise_fold("dae", config["experiments"]["dae"], PLAN, {"train": ["c0", "c1"], "val": ["c2"]}, tmp_path / "pre", tmp_path / "dae" / "fold_0", torch.device("cpu"))
+    log = train_denoise_fold(config, "dae", PLAN, {"train": ["c0", "c1"], "val": ["c2"]}, tmp_path / "pre", tmp_path / "dae" / "fold_0", torch.device("cpu"))
     assert {"val_psnr", "val_ssim"} <= set(log.columns) and (tmp_path / "dae" / "fold_0" / "best.pt").exists()
     clean = np.load(tmp_path / "pre" / "c0" / "image.npy")
     noisy = corrupt(clean, config["experiments"]["dae"]["denoise"], np.random.default_rng(0))

@@ -20,9 +20,7 @@ VARIANTS: dict[str, dict] = {
     "unet-deconv": dict(name="unet", channels=[4, 8, 16, 16], upsample="deconv"),
     "unet-nearest": dict(name="unet", channels=[4, 8, 16], upsample="nontrainable_nearest"),
     "unet-linear": dict(name="unet", channels=[4, 8, 16], upsample="nontrainable_linear"),
-    "unet-residual-batch-aniso": dict(
-        name="unet", channels=[4, 8, 16], strides=[2, [2, 1, 1]], residual=True, norm="batch", dropout=0.1
-    ),
+    "unet-residual-batch-aniso": dict(name="unet", channels=[4, 8, 16], strides=[2, [2, 1, 1]], residual=True, norm="batch", dropout=0.1),
     "segnet": dict(name="segnet", channels=[4, 8, 16, 16]),
     "segnet-relu-batch": dict(name="segnet", channels=[4, 8], convs_per_stage=1, norm="batch", activation="relu"),
     "deeplab-xception-os16": dict(name="deeplabv3plus", base_channels=2, xception_middle_blocks=1),

@@ -56,7 +56,11 @@ def test_dice_ce_equals_monai(batch, weights, include_background) -> None:
     logits, target = batch
     ours = build_loss("dice_ce", weights, include_background=include_background, lambda_dice=0.7, lambda_other=1.3)
     monai = DiceCELoss(
-        include_background=include_background, to_onehot_y=True, softmax=True, lambda_dice=0.7, lambda_ce=1.3,
+        include_background=include_background,
+        to_onehot_y=True,
+        softmax=True,
+        lambda_dice=0.7,
+        lambda_ce=1.3,
         weight=None if weights is None else torch.tensor(weights),
     )
     assert ours(logits, target).item() == pytest.approx(monai(logits, target).item(), rel=1e-5)

@@ -57,11 +57,15 @@ def make_inputs(folder: Path, shift: int = 0) -> ReportInputs:
     per_case = pd.concat(tables, ignore_index=True)
     epochs = np.arange(1, 5)
     logs = {
-        f"fold_{k}": pd.DataFrame({
-            "epoch": epochs, "train_loss": 1.0 / epochs + k * 0.1,
-            "val_dice_liver": [np.nan, 0.6, np.nan, 0.8], "val_dice_tu<mour>&": [np.nan, 0.3, np.nan, 0.5],
-            "val_dice_mean": [np.nan, 0.45, np.nan, 0.65],
-        })  # fmt: skip
+        f"fold_{k}": pd.DataFrame(
+            {
+                "epoch": epochs,
+                "train_loss": 1.0 / epochs + k * 0.1,
+                "val_dice_liver": [np.nan, 0.6, np.nan, 0.8],
+                "val_dice_tu<mour>&": [np.nan, 0.3, np.nan, 0.5],
+                "val_dice_mean": [np.nan, 0.45, np.nan, 0.65],
+            }
+        )  # fmt: skip
         for k in (0, 1)
     }
     config = {"dataset": {"name": "synthetic <b>blobs</b>"}, "experiments": {"unet": {"model": {"name": "unet"}}}, "report": {"worst_cases": 2}}

@@ -1,7 +1,7 @@
-"""The reports in a real browser: headless Chromium over the DevTools protocol.
+"""The reports in a real browser: headless Chromium driven by Selenium.
 
-Skipped when Chromium is not installed (CI installs the Debian package ``chromium``).
-The screenshots are saved in the test's tmp folder.
+Skipped when Chromium or its chromedriver is not installed (CI installs the Debian packages
+``chromium`` and ``chromium-driver``). The screenshots are saved in the test's tmp folder.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.reporting.cdp import Browser, find_chromium
+from tests.reporting.browser import Browser, find_chromium
 from tests.reporting.conftest import ReportInputs
 
+pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
 CHROMIUM = find_chromium()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium or chromedriver is not installed (apt-get install chromium chromium-driver)")
 
 COLUMN_TEXT = 'Array.from(document.querySelectorAll("#cases tbody tr")).map(r => r.cells[{col}].textContent)'
 HEADER_INDEX = 'Array.from(document.querySelectorAll("#cases thead th")).findIndex(h => h.textContent.trim() === "{name}")'
@@ -22,7 +23,7 @@ HEADER_INDEX = 'Array.from(document.querySelectorAll("#cases thead th")).findInd
 
 @pytest.fixture()
 def browser(tmp_path: Path):
-    opened = Browser(CHROMIUM, tmp_path / "profile")
+    opened = Browser(*CHROMIUM, tmp_path / "profile")
     yield opened
     opened.close()
 
@@ -39,11 +40,15 @@ def test_experiment_report_loads_sorts_and_filters(browser: Browser, experiment_
     browser.click(f"#cases thead th:nth-child({col + 1})")
     descending = [float(v) for v in browser.evaluate(COLUMN_TEXT.format(col=col))]
     assert descending == sorted(ascending, reverse=True)
-    browser.evaluate('const box = document.querySelector("input[data-filter=cases]"); box.value = "case_0"; box.dispatchEvent(new Event("input")); 0')
-    shown = browser.evaluate('Array.from(document.querySelectorAll("#cases tbody tr")).filter(r => r.style.display !== "none").map(r => r.cells[0].textContent)')
+    browser.type("input[data-filter=cases]", "case_0")
+    shown = browser.evaluate(
+        'Array.from(document.querySelectorAll("#cases tbody tr")).filter(r => r.style.display !== "none").map(r => r.cells[0].textContent)'
+    )
     assert shown and set(shown) == {"case_01", "case_02"}
     assert browser.evaluate("document.querySelectorAll('script').length") == 1  # the escaped case id added none
-    browser.evaluate('document.querySelector("input[data-filter=cases]").value = ""; document.querySelector("input[data-filter=cases]").dispatchEvent(new Event("input")); window.scrollTo(0, 0); 0')
+    browser.type("input[data-filter=cases]", "")
+    assert browser.evaluate('Array.from(document.querySelectorAll("#cases tbody tr")).every(r => r.style.display !== "none")')
+    browser.evaluate("window.scrollTo(0, 0)")
     browser.screenshot(tmp_path / "experiment.png")
     assert (tmp_path / "experiment.png").stat().st_size > 10_000
     assert browser.problems() == []
@@ -59,3 +64,20 @@ def test_index_loads_without_errors(browser: Browser, report_inputs: ReportInput
     browser.click("#tests thead th:nth-child(1)")
     browser.screenshot(tmp_path / "index.png")
     assert browser.problems() == []
+
+
+def test_the_browser_reports_a_broken_page(browser: Browser, tmp_path: Path):
+    """The harness itself: a console error, an uncaught exception, a missing file and a request
+    off the page are all reported (else the empty lists above would prove nothing)."""
+    page = tmp_path / "broken.html"
+    page.write_text(
+        "<!doctype html><title>broken</title><img src='missing.png'><img src='http://127.0.0.1:9/off.png'>"
+        "<script>console.error('boom');</script><script>throw new Error('uncaught');</script>",
+        encoding="utf-8",
+    )
+    browser.open(page.as_uri())
+    assert browser.evaluate("document.title") == "broken"
+    found = "\n".join(browser.problems())
+    assert "boom" in found and "uncaught" in found
+    assert "missing.png" in found or "ERR_FILE_NOT_FOUND" in found
+    assert "request off the page: http://127.0.0.1:9/off.png" in found

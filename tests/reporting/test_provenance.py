@@ -9,7 +9,13 @@ from pipeline.reporting.report import format_number, format_p_value
 
 
 def test_stage_times_sum_benchmarks_of_nested_and_flat_rules(tmp_path: Path):
-    for path, seconds in (("demo_case/brain/a.tsv", 2.0), ("demo_case/brain/b.tsv", 3.0), ("plan.tsv", 1.5), ("train/x/fold_0.tsv", 10.0), ("train/other/fold_0.tsv", 99.0)):
+    for path, seconds in (
+        ("demo_case/brain/a.tsv", 2.0),
+        ("demo_case/brain/b.tsv", 3.0),
+        ("plan.tsv", 1.5),
+        ("train/x/fold_0.tsv", 10.0),
+        ("train/other/fold_0.tsv", 99.0),
+    ):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(f"s\th:m:s\n{seconds}\t0:00:01\n")
     times = stage_times("x", tmp_path).set_index("stage")

@@ -6,7 +6,6 @@ import html as html_lib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 

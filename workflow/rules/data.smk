@@ -5,20 +5,20 @@ rule demo_case:
     output:
         image="results/demo/{demo}/images/{case}.nii.gz",
         label="results/demo/{demo}/labels/{case}.nii.gz",
-    wildcard_constraints:
-        demo=DEMO or "no-demo",
-    params:
-        config=CONFIG_JSON,
-        pipeline=PIPELINE,
-        demo=config["demo"],
-    conda:
-        "../../environment.yml"
     log:
         "logs/demo_case/{demo}/{case}.log",
     benchmark:
         "benchmarks/demo_case/{demo}/{case}.tsv"
+    wildcard_constraints:
+        demo=DEMO or "no-demo",
     group:
         "check_cases"
+    conda:
+        "../../environment.yml"
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        settings=triggers.demo(config),
     shell:
         "{params.pipeline} demo-case --config {params.config:q} --case {wildcards.case:q} 2> {log:q}"
 
@@ -26,61 +26,58 @@ rule demo_case:
 rule demo_manifest:
     output:
         "results/demo/{demo}/manifest.tsv",
-    wildcard_constraints:
-        demo=DEMO or "no-demo",
-    params:
-        config=CONFIG_JSON,
-        pipeline=PIPELINE,
-        demo=config["demo"],
-    conda:
-        "../../environment.yml"
     log:
         "logs/demo_manifest/{demo}.log",
     benchmark:
         "benchmarks/demo_manifest/{demo}.tsv"
+    wildcard_constraints:
+        demo=DEMO or "no-demo",
+    conda:
+        "../../environment.yml"
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        settings=triggers.demo(config),
     shell:
         "{params.pipeline} demo-manifest --config {params.config:q} --output {output:q} 2> {log:q}"
 
 
 rule check_case:
     input:
-        case_files,
+        lambda wildcards: W.case_inputs(wildcards.case),
     output:
         "results/cases/{case}/check.json",
-    params:
-        config=CONFIG_JSON,
-        pipeline=PIPELINE,
-        dataset={
-            k: v
-            for k, v in config["dataset"].items()
-            if k not in ("landmarks", "landmark_names")
-        },
-    conda:
-        "../../environment.yml"
     log:
         "logs/check_case/{case}.log",
     benchmark:
         "benchmarks/check_case/{case}.tsv"
     group:
         "check_cases"
+    conda:
+        "../../environment.yml"
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        settings=triggers.data(config),
     shell:
         "{params.pipeline} check --config {params.config:q} --case {wildcards.case:q} --output {output:q} 2> {log:q}"
 
 
 rule fingerprint:
     input:
-        expand("results/cases/{case}/check.json", case=TRAIN_CASES),
+        expand("results/cases/{case}/check.json", case=W.train_cases),
     output:
         "results/plans/fingerprint.json",
-    params:
-        config=CONFIG_JSON,
-        pipeline=PIPELINE,
-    conda:
-        "../../environment.yml"
     log:
         "logs/fingerprint.log",
     benchmark:
         "benchmarks/fingerprint.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        settings=triggers.data(config),
     shell:
         "{params.pipeline} fingerprint --config {params.config:q} --checks {input:q} --output {output:q} 2> {log:q}"
 
@@ -91,20 +88,18 @@ rule plan:
     output:
         plans="results/plans/plans.json",
         splits="results/plans/splits.json",
-    params:
-        config=CONFIG_JSON,
-        pipeline=PIPELINE,
-        plan=config["plan"],
-        preprocessing=config["preprocessing"],
-    conda:
-        "../../environment.yml"
     log:
         "logs/plan.log",
     benchmark:
         "benchmarks/plan.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        settings=triggers.plan(config),
     shell:
-        "{params.pipeline} plan --config {params.config:q} --fingerprint {input:q} "
-        "--output {output.plans:q} --splits {output.splits:q} 2> {log:q}"
+        "{params.pipeline} plan --config {params.config:q} --fingerprint {input:q} --output {output.plans:q} --splits {output.splits:q} 2> {log:q}"
 
 
 rule preprocess_case:
@@ -115,19 +110,40 @@ rule preprocess_case:
         image="results/preprocessed/{case}/image.npy",
         label="results/preprocessed/{case}/label.npy",
         properties="results/preprocessed/{case}/properties.json",
-    params:
-        config=CONFIG_JSON,
-        pipeline=PIPELINE,
-    conda:
-        "../../environment.yml"
     log:
         "logs/preprocess_case/{case}.log",
     benchmark:
         "benchmarks/preprocess_case/{case}.tsv"
     group:
         "preprocess_cases"
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=4000,
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        settings=triggers.data(config),
     shell:
         "{params.pipeline} preprocess --config {params.config:q} --case {wildcards.case:q} --plan {input.plans:q} "
         "--output-dir results/preprocessed/{wildcards.case:q} 2> {log:q}"
+
+
+# The landmark table of the brain demo (config/landmarks.yaml: dataset.landmarks points here).
+rule demo_landmarks:
+    output:
+        "results/demo/{demo}/landmarks.tsv",
+    log:
+        "logs/demo_landmarks/{demo}.log",
+    benchmark:
+        "benchmarks/demo_landmarks/{demo}.tsv"
+    wildcard_constraints:
+        demo="brain",
+    conda:
+        "../../environment.yml"
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        settings=triggers.demo(config),
+    shell:
+        "{params.pipeline} demo-landmarks --config {params.config:q} --output {output:q} 2> {log:q}"

@@ -1,35 +1,33 @@
-# Evaluation: per-case metrics on the original grid, then the experiment's tables.
+# Evaluation, for every task: per-case metrics of each test prediction against the files
+# the task's evaluation reads (TASKS[task].evaluation_reference), then the experiment's tables.
 
 
 rule evaluate_case:
     input:
-        prediction="results/predictions/{experiment}/{case}.nii.gz",
-        check="results/cases/{case}/check.json",
+        prediction=lambda wildcards: W.prediction(wildcards.experiment, wildcards.case),
+        references=lambda wildcards: W.evaluation_references(wildcards.experiment, wildcards.case),
     output:
         "results/evaluation/{experiment}/cases/{case}.tsv",
-    params:
-        config=CONFIG_JSON,
-        pipeline=PIPELINE,
-        evaluation=config["evaluation"],
-    conda:
-        "../../environment.yml"
     log:
         "logs/evaluate_case/{experiment}/{case}.log",
     benchmark:
         "benchmarks/evaluate_case/{experiment}/{case}.tsv"
     group:
         "predict_cases"
+    conda:
+        "../../environment.yml"
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        settings=lambda wildcards: triggers.evaluation(config, W.task(wildcards.experiment)),
     shell:
-        "{params.pipeline} evaluate-case --config {params.config:q} --case {wildcards.case:q} "
-        "--prediction {input.prediction:q} --output {output:q} 2> {log:q}"
+        "{params.pipeline} evaluate-case --config {params.config:q} --experiment {wildcards.experiment:q} "
+        "--case {wildcards.case:q} --prediction {input.prediction:q} --output {output:q} 2> {log:q}"
 
 
 rule aggregate:
     input:
-        expand(
-            "results/evaluation/{{experiment}}/cases/{case}.tsv",
-            case=TEST_CASES,
-        ),
+        expand("results/evaluation/{{experiment}}/cases/{case}.tsv", case=W.test_cases),
     output:
         per_case=report(
             "results/evaluation/{experiment}/per_case.tsv",
@@ -45,15 +43,16 @@ rule aggregate:
             subcategory="{experiment}",
             labels={"experiment": "{experiment}", "content": "per-class summary"},
         ),
-    params:
-        config=CONFIG_JSON,
-        pipeline=PIPELINE,
-    conda:
-        "../../environment.yml"
     log:
         "logs/aggregate/{experiment}.log",
     benchmark:
         "benchmarks/aggregate/{experiment}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        settings=lambda wildcards: triggers.evaluation(config, W.task(wildcards.experiment)),
     shell:
-        "{params.pipeline} aggregate --config {params.config:q} --tables {input:q} "
+        "{params.pipeline} aggregate --config {params.config:q} --experiment {wildcards.experiment:q} --tables {input:q} "
         "--per-case {output.per_case:q} --summary {output.summary:q} 2> {log:q}"

@@ -1,93 +1,94 @@
-# Inference on the case's original grid: one job per experiment and test case, or, for an
-# experiment with inference.cases_per_job > 1, one job per chunk of test cases that loads
-# the models once (worth it on a GPU, where starting a process costs seconds).
+# Inference on the case's original grid, for every task (the file ending is the task's):
+# one job per experiment and test case, or, for an experiment with inference.cases_per_job
+# > 1, one job per chunk of test cases that loads the models once (worth it on a GPU, where
+# starting a process costs seconds).
 
 
 rule predict_case:
-    wildcard_constraints:
-        experiment=UNBATCHED_PATTERN,
     input:
-        checkpoints=fold_checkpoints,
+        checkpoints=lambda wildcards: W.prediction_checkpoints(wildcards.experiment, wildcards.suffix),
         properties="results/preprocessed/{case}/properties.json",
     output:
-        "results/predictions/{experiment}/{case}.nii.gz",
-    params:
-        config=CONFIG_JSON,
-        pipeline=PIPELINE,
-        inference=lambda wildcards: inference_settings(wildcards.experiment),
-    conda:
-        "../../environment.yml"
+        "results/predictions/{experiment}/{case}{suffix}",
     log:
-        "logs/predict_case/{experiment}/{case}.log",
+        "logs/predict_case/{experiment}/{case}{suffix}.log",
     benchmark:
-        "benchmarks/predict_case/{experiment}/{case}.tsv"
+        "benchmarks/predict_case/{experiment}/{case}{suffix}.tsv"
+    wildcard_constraints:
+        experiment=W.unbatched_pattern(),
+        suffix=W.suffix_pattern(),
     group:
         "predict_cases"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         gpu=1,
         mem_mb=4000,
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        settings=lambda wildcards: triggers.prediction(config, wildcards.experiment, W.task(wildcards.experiment)),
     shell:
         "{params.pipeline} predict-case --config {params.config:q} --threads {threads} --experiment {wildcards.experiment:q} "
         "--checkpoints {input.checkpoints:q} --case-dir results/preprocessed/{wildcards.case:q} "
         "--output {output:q} 2> {log:q}"
 
 
-for _index, (_experiment, _chunk) in enumerate(PREDICTION_CHUNKS):
+# Chunks take predict_case's threads and resources as the profile set them, the runtime
+# times the chunk's cases (pipeline/workflow/resources.py); a chunk is already one job of
+# several cases, so it is not grouped further.
+for _index, (_experiment, _chunk) in enumerate(W.chunks):
 
     rule:
         name:
             f"predict_cases_{_index}"
         input:
-            checkpoints=fold_checkpoints(SimpleNamespace(experiment=_experiment)),
+            checkpoints=W.fold_checkpoints(_experiment),
             properties=[f"results/preprocessed/{c}/properties.json" for c in _chunk],
         output:
-            [f"results/predictions/{_experiment}/{c}.nii.gz" for c in _chunk],
+            [W.prediction(_experiment, c) for c in _chunk],
+        log:
+            f"logs/predict_cases/{_experiment}/chunk_{_index}.log",
+        benchmark:
+            f"benchmarks/predict_cases/{_experiment}/chunk_{_index}.tsv"
+        conda:
+            "../../environment.yml"
+        threads: rules.predict_case.rule.resources["_cores"]
+        resources:
+            **chunk_resources(rules.predict_case.rule.resources, len(_chunk)),
         params:
             config=CONFIG_JSON,
             pipeline=PIPELINE,
             experiment=_experiment,
             case_dirs=[f"results/preprocessed/{c}" for c in _chunk],
-            inference=inference_settings(_experiment),
-        conda:
-            "../../environment.yml"
-        log:
-            f"logs/predict_cases/{_experiment}/chunk_{_index}.log",
-        benchmark:
-            f"benchmarks/predict_cases/{_experiment}/chunk_{_index}.tsv"
-        group:
-            "predict_cases"
-        threads: 1
-        resources:
-            gpu=1,
-            mem_mb=4000,
+            settings=triggers.prediction(config, _experiment, W.task(_experiment)),
         shell:
             "{params.pipeline} predict-case --config {params.config:q} --threads {threads} --experiment {params.experiment:q} "
             "--checkpoints {input.checkpoints:q} --case-dir {params.case_dirs:q} --output {output:q} 2> {log:q}"
 
 
+# The `predict` target: new images (predict.input) with a trained experiment (predict.experiment).
 rule predict_new_case:
     input:
-        checkpoints=fold_checkpoints,
-        images=lambda wildcards: PREDICT_INPUTS[wildcards.case],
+        checkpoints=lambda wildcards: W.fold_checkpoints(wildcards.experiment),
+        images=lambda wildcards: W.predict_inputs[wildcards.case],
     output:
-        f"results/predict/{{experiment}}/{{case}}{PREDICT_ENDING}",
-    params:
-        config=CONFIG_JSON,
-        pipeline=PIPELINE,
-        folds=lambda wildcards, input: " ".join(
-            Path(c).parent.name.split("_")[1] for c in input.checkpoints
-        ),
-    conda:
-        "../../environment.yml"
+        f"results/predict/{{experiment}}/{{case}}{W.predict_ending}",
     log:
         "logs/predict_new_case/{experiment}/{case}.log",
     benchmark:
         "benchmarks/predict_new_case/{experiment}/{case}.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         gpu=1,
         mem_mb=4000,
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        folds=lambda wildcards: W.inference_folds(wildcards.experiment),
     shell:
         "{params.pipeline} predict --threads {threads} --model results/models/{wildcards.experiment:q} "
         "--input {input.images:q} --folds {params.folds} "

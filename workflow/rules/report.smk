@@ -1,25 +1,17 @@
-# Reports: one self-contained HTML file per experiment, and reports/index.html comparing them.
-
-if "index" in EXPERIMENTS:
-    raise WorkflowError(
-        "an experiment may not be called 'index': reports/index.html compares the experiments"
-    )
+# Reports: one self-contained HTML file per experiment, and per task a page comparing its
+# experiments (TASKS[task].compare_output, e.g. reports/index.html for segmentation).
 
 
-# The test cases' images and labels are read through the dataset table, not declared as
+# The test cases' images and references are read through the dataset table, not declared as
 # inputs: a missing user file then fails its own check_case job (with --keep-going the
 # rest still runs) instead of stopping the whole DAG from being built.
 rule report:
-    wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
     input:
         per_case="results/evaluation/{experiment}/per_case.tsv",
         summary="results/evaluation/{experiment}/summary.tsv",
-        logs=trained_fold_logs,
+        logs=lambda wildcards: W.fold_logs(wildcards.experiment),
         plans="results/plans/plans.json",
-        predictions=expand(
-            "results/predictions/{{experiment}}/{case}.nii.gz", case=TEST_CASES
-        ),
+        predictions=lambda wildcards: W.predictions(wildcards.experiment),
     output:
         report(
             "reports/{experiment}.html",
@@ -28,16 +20,18 @@ rule report:
             subcategory="{experiment}",
             labels={"experiment": "{experiment}", "content": "HTML report"},
         ),
-    params:
-        config=CONFIG_JSON,
-        pipeline=PIPELINE,
-        report=config["report"],
-    conda:
-        "../../environment.yml"
     log:
         "logs/report/{experiment}.log",
     benchmark:
         "benchmarks/report/{experiment}.tsv"
+    wildcard_constraints:
+        experiment=W.experiment_pattern(),
+    conda:
+        "../../environment.yml"
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+        settings=lambda wildcards: triggers.report(config, W.task(wildcards.experiment)),
     shell:
         "{params.pipeline} report --config {params.config:q} --experiment {wildcards.experiment:q} "
         "--per-case {input.per_case:q} --summary {input.summary:q} --logs {input.logs:q} "
@@ -45,33 +39,32 @@ rule report:
         "2> {log:q}"
 
 
-rule compare:
-    input:
-        per_case=expand(
-            "results/evaluation/{experiment}/per_case.tsv",
-            experiment=SEGMENTATION_EXPERIMENTS,
-        ),
-        summaries=expand(
-            "results/evaluation/{experiment}/summary.tsv",
-            experiment=SEGMENTATION_EXPERIMENTS,
-        ),
-    output:
-        report(
-            "reports/index.html",
-            caption="../report/index.rst",
-            category="Comparison",
-            labels={"content": "experiments compared"},
-        ),
-    params:
-        config=CONFIG_JSON,
-        pipeline=PIPELINE,
-        experiments=SEGMENTATION_EXPERIMENTS,
-    conda:
-        "../../environment.yml"
-    log:
-        "logs/compare.log",
-    benchmark:
-        "benchmarks/compare.tsv"
-    shell:
-        "{params.pipeline} compare --config {params.config:q} --experiments {params.experiments:q} "
-        "--per-case {input.per_case:q} --summaries {input.summaries:q} --output {output:q} 2> {log:q}"
+for _task, _page, _experiments in W.comparisons():
+
+    rule:
+        name:
+            f"compare_{_task}"
+        input:
+            per_case=expand("results/evaluation/{experiment}/per_case.tsv", experiment=_experiments),
+            summaries=expand("results/evaluation/{experiment}/summary.tsv", experiment=_experiments),
+        output:
+            report(
+                _page,
+                caption="../report/index.rst",
+                category="Comparison",
+                labels={"task": _task, "content": "experiments compared"},
+            ),
+        log:
+            f"logs/compare_{_task}.log",
+        benchmark:
+            f"benchmarks/compare_{_task}.tsv"
+        conda:
+            "../../environment.yml"
+        params:
+            config=CONFIG_JSON,
+            pipeline=PIPELINE,
+            experiments=_experiments,
+            settings=triggers.compare(config, _experiments),
+        shell:
+            "{params.pipeline} compare --config {params.config:q} --experiments {params.experiments:q} "
+            "--per-case {input.per_case:q} --summaries {input.summaries:q} --output {output:q} 2> {log:q}"

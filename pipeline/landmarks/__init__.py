@@ -1,7 +1,0 @@
-"""Landmark detection on the segmentation networks: heatmap regression or direct coordinate
-regression, sub-voxel peak extraction, radial-error evaluation and reports.
-
-Coordinates that cross a file boundary are world millimetres in the ITK/LPS frame that
-SimpleITK uses; inside the package, points on a grid are continuous voxel indices in numpy
-axis order ``(z, y, x)`` (``(y, x)`` in 2D).
-"""

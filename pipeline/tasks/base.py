@@ -1,0 +1,111 @@
+"""The interface every task implements (segmentation, landmarks, denoising, ...).
+
+A task is the part of the pipeline that knows what its networks predict: its settings, its
+architecture and network, its batches, loss and validation score (through
+:class:`pipeline.training.task.TaskTraining`), how it predicts a preprocessed case, how it
+scores one case, how it summarises and reports an experiment and compares experiments.
+Everything below ``pipeline.tasks`` is task-agnostic; the stages, the CLI and the workflow
+find a task in :data:`pipeline.tasks.TASKS` by the experiment's ``task`` key.
+
+Every stage function takes the validated config and explicit paths, so a failed job can be
+rerun by hand (``python -m pipeline <stage> ...``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+Config = Mapping[str, Any]
+Path_ = str | os.PathLike[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One task's stage functions and what the workflow needs to wire them.
+
+    Attributes:
+        name: the experiment's ``task`` value.
+        prediction_suffix: ending of ``results/predictions/<experiment>/<case><suffix>``.
+        settings_key: the experiment's own config section of this task (``landmarks``,
+            ``denoise``), or None.
+        training_keys: the experiment's sections that training reads (its rerun trigger).
+        prediction_keys: the experiment's sections prediction reads besides ``inference``.
+        check_config: ``(config, experiment) -> None``; raises ConfigError.
+        train_fold: ``(config, experiment, plan, split, preprocessed, fold_dir) -> log``.
+        predict_cases: ``(config, experiment, checkpoints, case_dirs, outputs) -> None``.
+        evaluation_reference: ``(config, row) -> [files]`` the evaluation of a case (its
+            dataset table row) reads besides the prediction (a label map, the landmark table,
+            the preprocessed image).
+        evaluate_case: ``(config, experiment, case, prediction, output) -> table``.
+        summarize: ``(per_case) -> summary`` table of an experiment.
+        report: ``(config, experiment, per_case, summary, logs, plan, output, predictions)``.
+        compare: ``(config, experiments, per_case, summaries, output) -> table`` or None.
+        compare_output: the comparison page of this task's experiments.
+    """
+
+    name: str
+    prediction_suffix: str
+    settings_key: str | None
+    training_keys: tuple[str, ...]
+    prediction_keys: tuple[str, ...]
+    check_config: Callable[[Config, str], None]
+    train_fold: Callable[..., pd.DataFrame]
+    predict_cases: Callable[[Config, str, Sequence[Path_], Sequence[Path_], Sequence[Path_]], None]
+    evaluation_reference: Callable[[Config, pd.Series], list[str]]
+    evaluate_case: Callable[[Config, str, str, Path_, Path_], pd.DataFrame]
+    summarize: Callable[[pd.DataFrame], pd.DataFrame]
+    report: Callable[..., None]
+    compare: Callable[[Config, Sequence[str], Sequence[Path_], Sequence[Path_], Path_], pd.DataFrame] | None
+    compare_output: str | None
+
+
+def lazy(module: str, function: str) -> Callable[..., Any]:
+    """``module.function``, imported on the first call: the registry stays light to import
+    (the workflow reads it while Snakemake builds the DAG) and loads torch only when a stage runs."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), function)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = function
+    call.__doc__ = f"``{module}.{function}``, imported on first use."
+    return call
+
+
+def task_of_modules(
+    name: str,
+    prediction_suffix: str,
+    settings_key: str | None,
+    training_keys: tuple[str, ...],
+    prediction_keys: tuple[str, ...],
+    package: str,
+    summarize: str,
+    compare_output: str | None = None,
+) -> Task:
+    """A :class:`Task` whose functions live in ``<package>.train`` (``train_fold``),
+    ``<package>.stages`` (``check_config``, ``predict_cases``, ``evaluation_reference``,
+    ``evaluate_case``, ``report`` and, with a ``compare_output``, ``compare``) and the
+    function ``summarize`` (``module:function``), each imported on first use."""
+    stages = f"{package}.stages"
+    module, function = summarize.split(":")
+    return Task(
+        name=name,
+        prediction_suffix=prediction_suffix,
+        settings_key=settings_key,
+        training_keys=training_keys,
+        prediction_keys=prediction_keys,
+        check_config=lazy(stages, "check_config"),
+        train_fold=lazy(f"{package}.train", "train_fold"),
+        predict_cases=lazy(stages, "predict_cases"),
+        evaluation_reference=lazy(stages, "evaluation_reference"),
+        evaluate_case=lazy(stages, "evaluate_case"),
+        summarize=lazy(module, function),
+        report=lazy(stages, "report"),
+        compare=lazy(stages, "compare") if compare_output else None,
+        compare_output=compare_output,
+    )

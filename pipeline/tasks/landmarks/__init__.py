@@ -1,0 +1,20 @@
+"""Landmark detection on the segmentation networks: heatmap regression or direct coordinate
+regression, sub-voxel peak extraction, radial-error evaluation and reports.
+
+Coordinates that cross a file boundary are world millimetres in the ITK/LPS frame that
+SimpleITK uses; inside the package, points on a grid are continuous voxel indices in numpy
+axis order ``(z, y, x)`` (``(y, x)`` in 2D).
+"""
+
+from pipeline.tasks.base import task_of_modules
+
+TASK = task_of_modules(
+    "landmarks",
+    ".tsv",
+    settings_key="landmarks",
+    training_keys=("model", "landmarks", "training"),
+    prediction_keys=("landmarks",),
+    package="pipeline.tasks.landmarks",
+    summarize="pipeline.tasks.landmarks.evaluate:summarize_errors",
+    compare_output="reports/landmarks/comparison.html",
+)

@@ -1,0 +1,144 @@
+"""Training of a landmark experiment (``task: landmarks``) on one cross-validation fold.
+
+``heatmap``: the network maps a patch ``B C *patch`` to ``B L *patch`` heatmaps; the loss is
+the MSE to Gaussian targets (``sigma_mm``), weighted by ``1 + peak_weight * target`` so the
+few voxels near a landmark count. ``regression``: encoder + pooled head predicting each
+landmark's offset from the patch centre; the loss is the MSE of the offsets (half patch
+sizes). Both see the same patches (``landmark_fraction`` of them around a landmark) for
+the same number of iterations. Validation: mean radial error (mm) on the fold's
+validation cases; the best checkpoint has the lowest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pipeline.models.heads import first_output
+from pipeline.tasks.landmarks.geometry import index_to_world
+from pipeline.tasks.landmarks.models import build_landmark_network, landmark_architecture
+from pipeline.tasks.landmarks.predict import locate_landmarks
+from pipeline.tasks.landmarks.sampling import LandmarkBatches, LandmarkCase, open_cases
+from pipeline.tasks.landmarks.table import case_points, landmark_names, landmark_settings, read_landmarks
+from pipeline.training.augment import build_augmentation
+from pipeline.training.task import train_task
+
+log = logging.getLogger(__name__)
+
+SPATIAL_AUGMENTATION = ("flip_prob", "affine_prob", "elastic_prob")
+#: Sliding-window overlap of the validation (as segmentation's): training reads no inference setting.
+VALIDATION_OVERLAP = 0.25
+
+
+def intensity_augmentation(settings: Mapping[str, Any], spatial_dims: int) -> Any:
+    """The experiment's augmentation without its spatial transforms (they would move the targets)."""
+    if any(settings[k] > 0 for k in SPATIAL_AUGMENTATION):
+        log.info("landmarks: spatial augmentation (%s) is not applied; intensity augmentation is", ", ".join(SPATIAL_AUGMENTATION))
+    return build_augmentation({**settings, **{k: 0.0 for k in SPATIAL_AUGMENTATION}}, spatial_dims)
+
+
+def radial_errors_mm(
+    net: torch.nn.Module,
+    arch: Mapping[str, Any],
+    cases: Sequence[LandmarkCase],
+    settings: Mapping[str, Any],
+    overlap: float,
+    batch_size: int,
+    device: torch.device,
+) -> np.ndarray:
+    """Radial errors ``(cases, L)`` in mm of ``net`` on preprocessed ``cases``."""
+    errors = []
+    for case in cases:
+        points, _ = locate_landmarks([net], arch, np.asarray(case.image), settings, overlap, batch_size, device)
+        errors.append(np.linalg.norm(index_to_world(points, case.geometry) - index_to_world(case.points, case.geometry), axis=1))
+    return np.array(errors).reshape(len(cases), -1)
+
+
+def load_points(config: Mapping[str, Any], cases: Sequence[str]) -> tuple[list[str], dict[str, np.ndarray]]:
+    """``(landmark names, {case: world points (L, dim) in mm})`` from the configured table."""
+    path, declared = landmark_settings(config)
+    table = read_landmarks(path, config["dataset"]["dimensions"], declared)
+    names = landmark_names(table, declared)
+    return names, {c: case_points(table, c, names, f"landmark table {path}") for c in cases}
+
+
+class LandmarkTraining:
+    """The landmark task's training of one fold (see :class:`~pipeline.training.task.TaskTraining`)."""
+
+    score_key = "val_score"
+    data_parallel = False
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        experiment: Mapping[str, Any],
+        plan: Mapping[str, Any],
+        split: Mapping[str, Sequence[str]],
+        preprocessed: str | os.PathLike[str],
+    ) -> None:
+        self.settings, self.lm, self.plan = experiment["training"], experiment["landmarks"], plan
+        self.names, points = load_points(config, list(split["train"]) + list(split["val"]))
+        self.architecture = landmark_architecture(experiment, plan, self.names)
+        self.train_cases = open_cases(preprocessed, split["train"], points)
+        self.val_cases = open_cases(preprocessed, split["val"], points)
+        self.overlap = VALIDATION_OVERLAP
+        log.info("%s landmarks %s, %d training and %d validation cases", self.lm["method"], self.names, len(split["train"]), len(split["val"]))
+
+    def build(self) -> torch.nn.Module:
+        return build_landmark_network(self.architecture)
+
+    def batches(self, rank: int) -> torch.utils.data.Dataset:
+        augment = intensity_augmentation(self.settings["augmentation"], self.architecture["spatial_dims"])
+        lm = self.lm
+        return LandmarkBatches(
+            self.train_cases,
+            self.plan["patch_size"],
+            self.plan["batch_size"],
+            lm["method"],
+            lm["sigma_mm"],
+            lm["landmark_fraction"],
+            self.settings["seed"],
+            augment,
+        )
+
+    def loss(self, model: torch.nn.Module, batch: dict, device: torch.device) -> torch.Tensor:
+        output = first_output(model(batch["image"].to(device))).float()
+        target = batch["target"].to(device)
+        if self.lm["method"] == "heatmap":  # peak-weighted MSE: the few voxels near a landmark count
+            return ((1.0 + self.lm["peak_weight"] * target) * (output - target) ** 2).mean()
+        return torch.nn.functional.mse_loss(output, target)
+
+    def validate(self, net: torch.nn.Module, device: torch.device) -> tuple[dict[str, float], float]:
+        errors = radial_errors_mm(net, self.architecture, self.val_cases, self.lm, self.overlap, self.plan["batch_size"], device)
+        if errors.size == 0:
+            return {"val_mre_mm": float("nan"), "val_median_mm": float("nan"), "val_score": -float("inf")}, -float("inf")
+        score = -float(errors.mean())
+        return {"val_mre_mm": float(errors.mean()), "val_median_mm": float(np.median(errors)), "val_score": score}, score
+
+    def finish(self, best: Path, device: torch.device) -> None:
+        """Nothing to add to ``best.pt``."""
+
+
+def train_fold(
+    config: Mapping[str, Any],
+    name: str,
+    plan: Mapping[str, Any],
+    split: Mapping[str, Sequence[str]],
+    preprocessed: str | os.PathLike[str],
+    fold_dir: str | os.PathLike[str],
+    device: torch.device | None = None,
+) -> pd.DataFrame:
+    """Train one fold of landmark experiment ``name``; resume from ``fold_dir/work/resume.pt`` when it exists.
+
+    Returns:
+        The training log, one row per epoch (``val_mre_mm`` / ``val_median_mm`` when validated).
+    """
+    experiment = config["experiments"][name]
+    return train_task(name, LandmarkTraining(config, experiment, plan, split, preprocessed), experiment, plan, fold_dir, device)
