@@ -141,10 +141,12 @@ def train(
     fold_dir: str | os.PathLike[str],
 ) -> pd.DataFrame:
     """Train one fold of one experiment of any task (resuming when a checkpoint exists)."""
+    from pipeline.tasks import train_fold
+
     folds = _read_json(splits)
     if not 0 <= fold < len(folds):
         raise ConfigError(f"fold {fold} does not exist: the splits file {splits} has {len(folds)} folds (0..{len(folds) - 1})")
-    return task_of(config, experiment).train_fold(config, experiment, _read_json(plans), folds[fold], preprocessed, fold_dir)
+    return train_fold(config, experiment, _read_json(plans), folds[fold], preprocessed, fold_dir)
 
 
 def predict(
@@ -198,11 +200,15 @@ def report(
     one per prediction, same order): their first-channel images and references, by default
     taken from the dataset table.
     """
+    from pipeline.tasks.base import ReportInputs
+
     if (images and len(images) != len(predictions)) or (labels and len(labels) != len(predictions)):
         raise ConfigError(
-            f"report needs one image and one label per prediction, in the same order; got {len(predictions)} prediction(s), {len(images)} image(s), {len(labels)} label(s)"
+            f"report needs one image and one label per prediction, in the same order; got {len(predictions)} prediction(s), "
+            f"{len(images)} image(s), {len(labels)} label(s)"
         )
-    task_of(config, experiment).report(config, experiment, per_case, summary, logs, _read_json(plans), output, predictions, images, labels)
+    inputs = ReportInputs(per_case, summary, logs, _read_json(plans), output, predictions, images, labels)
+    task_of(config, experiment).report(config, experiment, inputs)
 
 
 def compare(

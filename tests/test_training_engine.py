@@ -107,9 +107,8 @@ def finished_segmentation(tmp_path):
     assert experiment["inference"]["mirror"] == "auto"  # the default
 
     def make(**inference):
-        spec = SegmentationTraining(
-            {**experiment, "inference": {**experiment["inference"], **inference}}, plan, {"train": ["c0"], "val": ["c1", "c2", "c3"]}, tmp_path / "pre"
-        )
+        config_e = {**config, "experiments": {"e": {**experiment, "inference": {**experiment["inference"], **inference}}}}
+        spec = SegmentationTraining(config_e, "e", plan, {"train": ["c0"], "val": ["c1", "c2", "c3"]}, tmp_path / "pre")
         torch.manual_seed(0)
         best = tmp_path / "models" / "e" / "fold_0" / "work" / "best.pt"
         save_checkpoint(

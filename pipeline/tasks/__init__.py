@@ -29,3 +29,18 @@ def task_of(config: Mapping[str, Any], experiment: str) -> Task:
     if name not in TASKS:
         raise ConfigError(f"experiments.{experiment}.task: {name!r} is not a task; expected one of {list(TASKS)}")
     return TASKS[name]
+
+
+def train_fold(
+    config: Mapping[str, Any], experiment: str, plan: Mapping[str, Any], split: Mapping[str, Any], preprocessed: Any, fold_dir: Any, device: Any = None
+) -> Any:
+    """Train one fold of ``experiment`` with its task's training (resumable); return the log.
+
+    ``split``: ``{"train": [case ids], "val": [case ids]}``; ``preprocessed``: the folder
+    of preprocessed case folders; ``fold_dir``: where ``best.pt``, ``last.pt`` and
+    ``log.tsv`` go (``work/`` beside them while training).
+    """
+    from pipeline.training.task import train_task
+
+    spec = task_of(config, experiment).training(config, experiment, plan, split, preprocessed)
+    return train_task(experiment, spec, config["experiments"][experiment], plan, fold_dir, device)

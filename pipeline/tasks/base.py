@@ -26,6 +26,39 @@ Path_ = str | os.PathLike[str]
 
 
 @dataclasses.dataclass(frozen=True)
+class ReportInputs:
+    """What an experiment's report is made of.
+
+    Attributes:
+        per_case, summary: the experiment's tables (TSV paths).
+        logs: the trained folds' ``log.tsv`` paths.
+        plan: the plan.
+        output: the HTML file to write.
+        predictions: the test cases' prediction files; ``images`` and ``labels`` (optional,
+            same order): their first-channel images and references, else from the dataset table.
+    """
+
+    per_case: Path_
+    summary: Path_
+    logs: Sequence[Path_]
+    plan: Mapping[str, Any]
+    output: Path_
+    predictions: Sequence[str] = ()
+    images: Sequence[str] = ()
+    labels: Sequence[str] = ()
+
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The per-case table (case ids as text) and the summary."""
+        return pd.read_csv(self.per_case, sep="\t", dtype={"case": str}), pd.read_csv(self.summary, sep="\t")
+
+    def training_logs(self) -> dict[str, pd.DataFrame]:
+        """The folds' training logs by fold folder name (``fold_<k>``)."""
+        from pathlib import Path
+
+        return {Path(p).parent.name: pd.read_csv(p, sep="\t") for p in self.logs}
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
     """One task's stage functions and what the workflow needs to wire them.
 
@@ -37,14 +70,16 @@ class Task:
         training_keys: the experiment's sections that training reads (its rerun trigger).
         prediction_keys: the experiment's sections prediction reads besides ``inference``.
         check_config: ``(config, experiment) -> None``; raises ConfigError.
-        train_fold: ``(config, experiment, plan, split, preprocessed, fold_dir) -> log``.
+        training: ``(config, experiment, plan, split, preprocessed) -> TaskTraining`` of
+            one fold (:class:`pipeline.training.task.TaskTraining`; the stage trains it with
+            :func:`pipeline.training.task.train_task`).
         predict_cases: ``(config, experiment, checkpoints, case_dirs, outputs) -> None``.
         evaluation_reference: ``(config, row) -> [files]`` the evaluation of a case (its
             dataset table row) reads besides the prediction (a label map, the landmark table,
             the preprocessed image).
         evaluate_case: ``(config, experiment, case, prediction, output) -> table``.
         summarize: ``(per_case) -> summary`` table of an experiment.
-        report: ``(config, experiment, per_case, summary, logs, plan, output, predictions)``.
+        report: ``(config, experiment, inputs: ReportInputs) -> None``.
         compare: ``(config, experiments, per_case, summaries, output) -> table`` or None.
         compare_output: the comparison page of this task's experiments.
     """
@@ -55,12 +90,12 @@ class Task:
     training_keys: tuple[str, ...]
     prediction_keys: tuple[str, ...]
     check_config: Callable[[Config, str], None]
-    train_fold: Callable[..., pd.DataFrame]
+    training: Callable[..., Any]
     predict_cases: Callable[[Config, str, Sequence[Path_], Sequence[Path_], Sequence[Path_]], None]
     evaluation_reference: Callable[[Config, pd.Series], list[str]]
     evaluate_case: Callable[[Config, str, str, Path_, Path_], pd.DataFrame]
     summarize: Callable[[pd.DataFrame], pd.DataFrame]
-    report: Callable[..., None]
+    report: Callable[[Config, str, ReportInputs], None]
     compare: Callable[[Config, Sequence[str], Sequence[Path_], Sequence[Path_], Path_], pd.DataFrame] | None
     compare_output: str | None
 
@@ -85,9 +120,11 @@ def task_of_modules(
     prediction_keys: tuple[str, ...],
     package: str,
     summarize: str,
+    training: str,
     compare_output: str | None = None,
 ) -> Task:
-    """A :class:`Task` whose functions live in ``<package>.train`` (``train_fold``),
+    """A :class:`Task` whose training is the class ``<package>.train.<training>`` (a
+    :class:`~pipeline.training.task.TaskTraining`), whose stage functions live in
     ``<package>.stages`` (``check_config``, ``predict_cases``, ``evaluation_reference``,
     ``evaluate_case``, ``report`` and, with a ``compare_output``, ``compare``) and the
     function ``summarize`` (``module:function``), each imported on first use."""
@@ -100,7 +137,7 @@ def task_of_modules(
         training_keys=training_keys,
         prediction_keys=prediction_keys,
         check_config=lazy(stages, "check_config"),
-        train_fold=lazy(f"{package}.train", "train_fold"),
+        training=lazy(f"{package}.train", training),
         predict_cases=lazy(stages, "predict_cases"),
         evaluation_reference=lazy(stages, "evaluation_reference"),
         evaluate_case=lazy(stages, "evaluate_case"),

@@ -58,6 +58,31 @@ class TaskTraining(Protocol):
         """After training, before the outputs appear: e.g. add measurements to ``best.pt``."""
 
 
+class FoldTraining:
+    """Base of the tasks' :class:`TaskTraining` classes: what every fold's training starts
+    from, kept as attributes (``config``, ``name``, ``experiment``, ``settings`` - its
+    ``training`` section - ``plan``, ``split``, ``preprocessed``); a subclass sets up the
+    rest in :meth:`setup` and defines ``architecture``, ``build``, ``batches``, ``loss`` and
+    ``validate``."""
+
+    score_key = "val_score"
+    data_parallel = False
+    architecture: dict[str, Any]
+
+    def __init__(self, config: Mapping[str, Any], name: str, plan: Mapping[str, Any], split: Mapping[str, Any], preprocessed: str | os.PathLike[str]) -> None:
+        self.config, self.name, self.plan, self.split = config, name, plan, split
+        self.preprocessed = Path(preprocessed)
+        self.experiment = config["experiments"][name]
+        self.settings = self.experiment["training"]
+        self.setup()
+
+    def setup(self) -> None:
+        """The task's own set-up (architecture, cases, loss)."""
+
+    def finish(self, best: Path, device: torch.device) -> None:
+        """Nothing to add to ``best.pt`` unless the task says so."""
+
+
 def train_task(
     name: str, spec: TaskTraining, experiment: Mapping[str, Any], plan: Mapping[str, Any], fold_dir: str | os.PathLike[str], device: torch.device | None = None
 ) -> pd.DataFrame:

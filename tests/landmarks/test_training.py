@@ -13,14 +13,13 @@ import torch
 from pipeline.config import validate_config
 from pipeline.inference.ensemble import load_models
 from pipeline.io.images import Geometry
+from pipeline.tasks import train_fold
 from pipeline.tasks.denoise.corrupt import corrupt
 from pipeline.tasks.denoise.metrics import psnr, ssim
-from pipeline.tasks.denoise.train import train_fold as train_denoise_fold
 from pipeline.tasks.landmarks.geometry import index_to_world
 from pipeline.tasks.landmarks.models import build_landmark_network
 from pipeline.tasks.landmarks.predict import predict_case_landmarks
 from pipeline.tasks.landmarks.sampling import LandmarkBatches, LandmarkCase, offsets_from_centre
-from pipeline.tasks.landmarks.train import train_fold as train_landmarks_fold
 
 torch.set_num_threads(1)
 GEOMETRY = Geometry(size=(20, 18, 10), spacing=(1.0, 1.2, 2.0), origin=(5.0, -3.0, 10.0), direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
@@ -82,7 +81,7 @@ def test_train_and_predict(tmp_path: Path, method: str) -> None:
     make_cases(tmp_path)
     config = config_for(tmp_path, method)
     fold = tmp_path / "models" / "lm" / "fold_0"
-    log = train_landmarks_fold(config, "lm", PLAN, {"train": ["c0", "c1"], "val": ["c2"]}, tmp_path / "pre", fold, torch.device("cpu"))
+    log = train_fold(config, "lm", PLAN, {"train": ["c0", "c1"], "val": ["c2"]}, tmp_path / "pre", fold, torch.device("cpu"))
     assert list(log["epoch"]) == [1, 2] and np.isfinite(log["val_mre_mm"].iloc[-1])
     assert {p.name for p in fold.iterdir()} >= {"best.pt", "last.pt", "log.tsv"}
     models, state = load_models([fold / "best.pt"], build_landmark_network, "landmarks", torch.device("cpu"))
@@ -98,13 +97,13 @@ def test_missing_landmark_of_a_training_case_is_named(tmp_path: Path) -> None:
     table.iloc[:-1].to_csv(tmp_path / "landmarks.tsv", sep="\t", index=False)  # c2 loses B
     config = config_for(tmp_path, "heatmap")
     with pytest.raises(Exception, match=r"lacks landmark\(s\) \['B'\] of case 'c2'"):
-        train_landmarks_fold(config, "lm", PLAN, {"train": ["c0", "c1"], "val": ["c2"]}, tmp_path / "pre", tmp_path / "f")
+        train_fold(config, "lm", PLAN, {"train": ["c0", "c1"], "val": ["c2"]}, tmp_path / "pre", tmp_path / "f")
 
 
 def test_denoise_training_and_metrics(tmp_path: Path) -> None:
     make_cases(tmp_path)
     config = config_for(tmp_path, "heatmap")
-    log = train_denoise_fold(config, "dae", PLAN, {"train": ["c0", "c1"], "val": ["c2"]}, tmp_path / "pre", tmp_path / "dae" / "fold_0", torch.device("cpu"))
+    log = train_fold(config, "dae", PLAN, {"train": ["c0", "c1"], "val": ["c2"]}, tmp_path / "pre", tmp_path / "dae" / "fold_0", torch.device("cpu"))
     assert {"val_psnr", "val_ssim"} <= set(log.columns) and (tmp_path / "dae" / "fold_0" / "best.pt").exists()
     clean = np.load(tmp_path / "pre" / "c0" / "image.npy")
     noisy = corrupt(clean, config["experiments"]["dae"]["denoise"], np.random.default_rng(0))

@@ -32,8 +32,7 @@ from pipeline.inference.sliding_window import sliding_window
 from pipeline.io.dataset import dataset_table
 from pipeline.models import build_network
 from pipeline.preprocessing.case_folder import PreprocessedCase
-from pipeline.tasks.denoise.train import train_fold as train_denoise_fold
-from pipeline.tasks.segmentation.train import train_fold
+from pipeline.tasks import train_fold
 
 
 def make_dataset(args: argparse.Namespace) -> dict:
@@ -106,7 +105,7 @@ def main() -> None:
     dae = copy.deepcopy(config["experiments"]["dae"])
     dae["training"].update(epochs=1, iterations_per_epoch=args.pretrain_iterations, optimizer="adamw", learning_rate=1e-3, schedule="cosine")
     tic = time.perf_counter()
-    log = train_denoise_fold(
+    log = train_fold(
         {**config, "experiments": {"dae": dae}}, "dae", plan, {"train": train_cases, "val": test_cases[:1]}, "results/preprocessed", "models/dae/fold_0"
     )
     print(

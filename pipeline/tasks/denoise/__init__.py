@@ -13,4 +13,5 @@ TASK = task_of_modules(
     prediction_keys=("denoise",),
     package="pipeline.tasks.denoise",
     summarize="pipeline.tasks.denoise.evaluate:summarize",
+    training="DenoiseTraining",
 )

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import write_tsv
+from pipeline.tasks.base import ReportInputs
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +56,14 @@ def evaluate_case(config: Mapping[str, Any], experiment: str, case: str, predict
     return table
 
 
-def report(
-    config: Mapping[str, Any],
-    experiment: str,
-    per_case: str,
-    summary: str,
-    logs: Sequence[str],
-    plan: Mapping[str, Any],
-    output: str | os.PathLike[str],
-    predictions: Sequence[str] = (),
-    images: Sequence[str] = (),
-    labels: Sequence[str] = (),
-) -> None:
+def report(config: Mapping[str, Any], experiment: str, inputs: ReportInputs) -> None:
     """Write ``reports/<experiment>.html`` of a denoising experiment, with the first test case as an example."""
-    from pipeline.reporting.page import read_logs
     from pipeline.tasks.denoise.evaluate import example_figure, read_prediction, write_denoise_report
 
     figure = None
-    if predictions:
-        case = Path(predictions[0]).name[: -len(".npz")]
-        noisy, out = read_prediction(predictions[0])
+    if inputs.predictions:
+        case = Path(inputs.predictions[0]).name[: -len(".npz")]
+        noisy, out = read_prediction(inputs.predictions[0])
         figure = example_figure(case, np.load(CLEAN_IMAGE.format(case=case)), noisy, out)
-    write_denoise_report(
-        experiment, config, pd.read_csv(per_case, sep="\t", dtype={"case": str}), pd.read_csv(summary, sep="\t"), read_logs(logs), figure, output
-    )
+    per_case, summary = inputs.tables()
+    write_denoise_report(experiment, config, per_case, summary, inputs.training_logs(), figure, inputs.output)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from pipeline.errors import SettingError
@@ -28,7 +27,7 @@ from pipeline.preprocessing.case_folder import PreprocessedCase, centre_crop, cr
 from pipeline.tasks.denoise.corrupt import corrupt
 from pipeline.tasks.denoise.metrics import data_range, psnr, ssim
 from pipeline.training.augment import build_augmentation
-from pipeline.training.task import train_task
+from pipeline.training.task import FoldTraining
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +78,12 @@ class DenoiseBatches(torch.utils.data.Dataset):
         return {"image": torch.stack(noisy), "target": torch.stack(clean)}
 
 
-class DenoiseTraining:
+class DenoiseTraining(FoldTraining):
     """The denoising task's training of one fold (see :class:`~pipeline.training.task.TaskTraining`)."""
 
-    score_key = "val_score"
-    data_parallel = False
-
-    def __init__(
-        self, experiment: Mapping[str, Any], plan: Mapping[str, Any], split: Mapping[str, Sequence[str]], preprocessed: str | os.PathLike[str]
-    ) -> None:
-        self.settings, self.corruption, self.plan = experiment["training"], experiment["denoise"], plan
+    def setup(self) -> None:
+        experiment, plan, split, preprocessed = self.experiment, self.plan, self.split, self.preprocessed
+        self.corruption = experiment["denoise"]
         self.architecture = denoise_architecture(experiment, plan)
         self.cases = list(dict.fromkeys([*split["train"], *split["val"]]))
         self.folders = [Path(preprocessed) / c for c in self.cases]
@@ -119,20 +114,3 @@ class DenoiseTraining:
                 scores.append((psnr(out, clean, data_range(clean)), ssim(out, clean, data_range(clean))))
         mean = np.mean(scores, axis=0)
         return {"val_psnr": float(mean[0]), "val_ssim": float(mean[1]), "val_score": float(mean[0])}, float(mean[0])
-
-    def finish(self, best: Path, device: torch.device) -> None:
-        """Nothing to add to ``best.pt``."""
-
-
-def train_fold(
-    config: Mapping[str, Any],
-    name: str,
-    plan: Mapping[str, Any],
-    split: Mapping[str, Sequence[str]],
-    preprocessed: str | os.PathLike[str],
-    fold_dir: str | os.PathLike[str],
-    device: torch.device | None = None,
-) -> pd.DataFrame:
-    """Train one fold of denoising experiment ``name`` (resumable); return its log (``val_psnr``, ``val_ssim``)."""
-    experiment = config["experiments"][name]
-    return train_task(name, DenoiseTraining(experiment, plan, split, preprocessed), experiment, plan, fold_dir, device)

@@ -16,5 +16,6 @@ TASK = task_of_modules(
     prediction_keys=("landmarks",),
     package="pipeline.tasks.landmarks",
     summarize="pipeline.tasks.landmarks.evaluate:summarize_errors",
+    training="LandmarkTraining",
     compare_output="reports/landmarks/comparison.html",
 )

@@ -13,6 +13,7 @@ import pandas as pd
 from pipeline.atomic import write_tsv
 from pipeline.errors import ConfigError
 from pipeline.io.dataset import case_row, channel_names
+from pipeline.tasks.base import ReportInputs
 
 log = logging.getLogger(__name__)
 
@@ -64,35 +65,15 @@ def evaluate_case(config: Mapping[str, Any], experiment: str, case: str, predict
     return table
 
 
-def report(
-    config: Mapping[str, Any],
-    experiment: str,
-    per_case: str,
-    summary: str,
-    logs: Sequence[str],
-    plan: Mapping[str, Any],
-    output: str | os.PathLike[str],
-    predictions: Sequence[str] = (),
-    images: Sequence[str] = (),
-    labels: Sequence[str] = (),
-) -> None:
+def report(config: Mapping[str, Any], experiment: str, inputs: ReportInputs) -> None:
     """Write ``reports/<experiment>.html`` of a landmark experiment; the predicted test cases
     are drawn on their first-channel images."""
-    from pipeline.reporting.page import read_logs
     from pipeline.tasks.landmarks.report import write_landmark_report
 
-    cases = [os.path.basename(p)[: -len(".tsv")] for p in predictions]
-    images = dict(zip(cases, images)) if images else {c: case_row(config, c)[channel_names(config)[0]] for c in cases}
-    write_landmark_report(
-        experiment,
-        config,
-        pd.read_csv(per_case, sep="\t", dtype={"case": str}),
-        pd.read_csv(summary, sep="\t"),
-        read_logs(logs),
-        images,
-        output,
-        config["report"]["worst_cases"],
-    )
+    cases = [os.path.basename(p)[: -len(".tsv")] for p in inputs.predictions]
+    images = dict(zip(cases, inputs.images)) if inputs.images else {c: case_row(config, c)[channel_names(config)[0]] for c in cases}
+    per_case, summary = inputs.tables()
+    write_landmark_report(experiment, config, per_case, summary, inputs.training_logs(), images, inputs.output, config["report"]["worst_cases"])
 
 
 def compare(

@@ -12,13 +12,10 @@ validation cases; the best checkpoint has the lowest.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from pipeline.models.heads import first_output
@@ -28,7 +25,7 @@ from pipeline.tasks.landmarks.predict import locate_landmarks
 from pipeline.tasks.landmarks.sampling import LandmarkBatches, LandmarkCase, open_cases
 from pipeline.tasks.landmarks.table import case_points, landmark_names, landmark_settings, read_landmarks
 from pipeline.training.augment import build_augmentation
-from pipeline.training.task import train_task
+from pipeline.training.task import FoldTraining
 
 log = logging.getLogger(__name__)
 
@@ -69,21 +66,12 @@ def load_points(config: Mapping[str, Any], cases: Sequence[str]) -> tuple[list[s
     return names, {c: case_points(table, c, names, f"landmark table {path}") for c in cases}
 
 
-class LandmarkTraining:
+class LandmarkTraining(FoldTraining):
     """The landmark task's training of one fold (see :class:`~pipeline.training.task.TaskTraining`)."""
 
-    score_key = "val_score"
-    data_parallel = False
-
-    def __init__(
-        self,
-        config: Mapping[str, Any],
-        experiment: Mapping[str, Any],
-        plan: Mapping[str, Any],
-        split: Mapping[str, Sequence[str]],
-        preprocessed: str | os.PathLike[str],
-    ) -> None:
-        self.settings, self.lm, self.plan = experiment["training"], experiment["landmarks"], plan
+    def setup(self) -> None:
+        experiment, plan, split, preprocessed, config = self.experiment, self.plan, self.split, self.preprocessed, self.config
+        self.lm = experiment["landmarks"]
         self.names, points = load_points(config, list(split["train"]) + list(split["val"]))
         self.architecture = landmark_architecture(experiment, plan, self.names)
         self.train_cases = open_cases(preprocessed, split["train"], points)
@@ -121,24 +109,3 @@ class LandmarkTraining:
             return {"val_mre_mm": float("nan"), "val_median_mm": float("nan"), "val_score": -float("inf")}, -float("inf")
         score = -float(errors.mean())
         return {"val_mre_mm": float(errors.mean()), "val_median_mm": float(np.median(errors)), "val_score": score}, score
-
-    def finish(self, best: Path, device: torch.device) -> None:
-        """Nothing to add to ``best.pt``."""
-
-
-def train_fold(
-    config: Mapping[str, Any],
-    name: str,
-    plan: Mapping[str, Any],
-    split: Mapping[str, Sequence[str]],
-    preprocessed: str | os.PathLike[str],
-    fold_dir: str | os.PathLike[str],
-    device: torch.device | None = None,
-) -> pd.DataFrame:
-    """Train one fold of landmark experiment ``name``; resume from ``fold_dir/work/resume.pt`` when it exists.
-
-    Returns:
-        The training log, one row per epoch (``val_mre_mm`` / ``val_median_mm`` when validated).
-    """
-    experiment = config["experiments"][name]
-    return train_task(name, LandmarkTraining(config, experiment, plan, split, preprocessed), experiment, plan, fold_dir, device)

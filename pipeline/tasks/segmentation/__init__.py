@@ -10,5 +10,6 @@ TASK = task_of_modules(
     prediction_keys=(),
     package="pipeline.tasks.segmentation",
     summarize="pipeline.evaluation.summary:summarize",
+    training="SegmentationTraining",
     compare_output="reports/index.html",
 )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ import pandas as pd
 from pipeline.atomic import write_tsv
 from pipeline.io.dataset import case_row, channel_names, label_names
 from pipeline.io.images import image_case_id, read_image
+from pipeline.tasks.base import ReportInputs
 
 log = logging.getLogger(__name__)
 
@@ -69,40 +69,30 @@ def evaluate_case(config: Mapping[str, Any], experiment: str, case: str, predict
     return table
 
 
-def report(
-    config: Mapping[str, Any],
-    experiment: str,
-    per_case: str,
-    summary: str,
-    logs: Sequence[str],
-    plan: Mapping[str, Any],
-    output: str | os.PathLike[str],
-    predictions: Sequence[str] = (),
-    images: Sequence[str] = (),
-    labels: Sequence[str] = (),
-) -> None:
-    """Write the experiment's self-contained HTML report; ``predictions`` (test cases'
+def report(config: Mapping[str, Any], experiment: str, inputs: ReportInputs) -> None:
+    """Write the experiment's self-contained HTML report; the predictions (test cases'
     ``<case>.nii.gz``) feed the gallery of the worst cases (``report.worst_cases``), drawn on
-    ``images`` with ``labels`` (same order; by default from the dataset table)."""
+    their images with their labels (from the inputs, or else from the dataset table)."""
     from pipeline.reporting.overlays import CaseFiles
     from pipeline.reporting.report import write_experiment_report
 
     files = {}
-    for i, prediction in enumerate(predictions):
+    for i, prediction in enumerate(inputs.predictions):
         case = image_case_id(prediction)
-        row = case_row(config, case) if not (images and labels) else None
-        image = images[i] if images else row[channel_names(config)[0]]
-        files[case] = CaseFiles(case, image, labels[i] if labels else row["label"], prediction)
+        row = case_row(config, case) if not (inputs.images and inputs.labels) else None
+        image = inputs.images[i] if inputs.images else row[channel_names(config)[0]]
+        files[case] = CaseFiles(case, image, inputs.labels[i] if inputs.labels else row["label"], prediction)
+    per_case, summary = inputs.tables()
     write_experiment_report(
         experiment=experiment,
         config=config,
-        per_case=pd.read_csv(per_case, sep="\t", dtype={"case": str}),
-        summary=pd.read_csv(summary, sep="\t"),
-        training_logs={Path(p).parent.name: pd.read_csv(p, sep="\t") for p in logs},
-        plan=plan,
+        per_case=per_case,
+        summary=summary,
+        training_logs=inputs.training_logs(),
+        plan=inputs.plan,
         conventions=conventions(config),
-        output=output,
-        case_files=files if predictions else None,
+        output=inputs.output,
+        case_files=files or None,
         worst_cases=config["report"]["worst_cases"],
     )
 

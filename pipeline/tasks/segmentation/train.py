@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from pipeline.errors import ConfigError
@@ -34,7 +32,7 @@ from pipeline.training.augment import build_augmentation
 from pipeline.training.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from pipeline.training.loop import training_seconds
 from pipeline.training.sampling import BatchDataset
-from pipeline.training.task import train_task
+from pipeline.training.task import FoldTraining
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +104,14 @@ def mean_dice(
     return np.array(scores, dtype=float).reshape(len(cases), num_classes - 1)
 
 
-class SegmentationTraining:
+class SegmentationTraining(FoldTraining):
     """The segmentation task's training of one fold (see :class:`~pipeline.training.task.TaskTraining`)."""
 
     score_key = "val_dice_mean"
     data_parallel = True
 
-    def __init__(
-        self, experiment: Mapping[str, Any], plan: Mapping[str, Any], split: Mapping[str, Sequence[str]], preprocessed: str | os.PathLike[str]
-    ) -> None:
-        self.experiment, self.plan, self.split = experiment, plan, split
-        self.settings = experiment["training"]
+    def setup(self) -> None:
+        experiment, plan, split, preprocessed = self.experiment, self.plan, self.split, self.preprocessed
         self.architecture = architecture(experiment, plan)
         self.labels = list(plan["labels"].values())
         self.patch, self.batch_size = plan["patch_size"], plan["batch_size"]
@@ -211,17 +206,3 @@ class SegmentationTraining:
 def _mean(per_class: np.ndarray) -> float:
     """Mean foreground Dice of one case (NaN when no class is present in either)."""
     return float(np.nanmean(per_class)) if not np.all(np.isnan(per_class)) else math.nan
-
-
-def train_fold(
-    config: Mapping[str, Any],
-    name: str,
-    plan: Mapping[str, Any],
-    split: Mapping[str, Sequence[str]],
-    preprocessed: str | os.PathLike[str],
-    fold_dir: str | os.PathLike[str],
-    device: torch.device | None = None,
-) -> pd.DataFrame:
-    """Train one fold of segmentation experiment ``name``; resume from ``fold_dir/work/resume.pt`` when it exists."""
-    experiment = config["experiments"][name]
-    return train_task(name, SegmentationTraining(experiment, plan, split, preprocessed), experiment, plan, fold_dir, device)
