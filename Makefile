@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   - create .venv if missing, run the whole pipeline on the bundled brain demo
 #   make test   - create .venv if missing, run the test suite
+# make env only creates .venv (for a cluster login node, which must not run the demo).
 # make lint checks the workflow (snakemake --lint) and the code's lint and format (ruff,
 # snakefmt); make format rewrites the code into that format.
 # CORES sets Snakemake's --cores (default 2); TORCH pins the CPU build of torch that is
@@ -16,13 +17,15 @@ BIN := $(VENV)/bin
 PY_PATHS := pipeline tests workflow/benchmarks
 SMK_PATHS := Snakefile workflow/rules
 
-.PHONY: demo test test-all lint format clean
+.PHONY: env demo test test-all lint format clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $@
+
+env: $(BIN)/.installed
 
 demo: $(BIN)/.installed
 	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/local

@@ -7,7 +7,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The bundled demo configuration, only when no --configfile is given: a user's config file
+# replaces it (several --configfile files merge with each other, never with the demo's). It
+# is found next to this Snakefile, also when --directory points elsewhere.
+if not workflow.overwrite_configfiles:
+
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

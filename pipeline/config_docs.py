@@ -18,8 +18,11 @@ INTRO = """# Configuration
 runtime settings (cores, memory, GPUs, cluster partition) belong to Snakemake profiles
 under `workflow/profiles/`. The file is validated against `workflow/schemas/config.schema.yaml`:
 every key left out takes the default below, and an unknown or misspelt key is an error
-that names it and suggests the nearest valid key. Override keys for one run with
-`snakemake --config key=value` or a second file with `--configfile`.
+that names it and suggests the nearest valid key. `snakemake` reads `config/config.yaml` (the
+brain demo) only when no `--configfile` is given: `--configfile my.yaml` replaces it, and
+several files (`--configfile base.yaml overrides.yaml`) merge with each other, later keys
+winning. Override keys for one run with `snakemake --config key=value`; to change a few keys
+of the demo, pass it as well: `--configfile config/config.yaml overrides.yaml`.
 
 `experiments` maps a name of your choice (letters, digits, `_`, `-`) to the settings of one
 experiment; each experiment is trained, evaluated and reported on its own, and
