@@ -30,3 +30,4 @@ rule all:
     default_target: True
     input:
         W.targets(),
+        "results/cases/verdict.json",

@@ -24,14 +24,26 @@ STAGES: dict[str, tuple[str, list[tuple[str, dict]]]] = {
     "demo-landmarks": ("write the landmark table of the brain demo", [("--output", {"required": True})]),
     "check": (
         "check one case (--case/--output) or, without them, every case of the dataset",
-        [("--case", {}), ("--output", {"help": "check JSON of the case"})],
+        [
+            ("--case", {}),
+            ("--output", {"help": "check JSON of the case"}),
+            ("--record-failure", {"action": "store_true", "help": "write a failed check into --output instead of failing"}),
+        ],
+    ),
+    "test-outcomes": ("which test cases passed their check and which failed", [("--checks", MANY), ("--output", {"required": True})]),
+    "verdict": (
+        "fail naming the test cases that failed their check (the run's last step)",
+        [("--outcomes", {"required": True}), ("--output", {"required": True})],
     ),
     "fingerprint": ("dataset fingerprint from the check files of the training cases", [("--checks", MANY), ("--output", {"required": True})]),
     "plan": (
         "plan (spacing, patch, normalisation, class weights) and CV splits",
         [("--fingerprint", {"required": True}), ("--output", {"required": True}), ("--splits", {"required": True})],
     ),
-    "preprocess": ("preprocess one case with the plan", [("--case", {"required": True}), ("--plan", {"required": True}), ("--output-dir", {"required": True})]),
+    "preprocess": (
+        "preprocess one case with the plan",
+        [("--case", {"required": True}), ("--plan", {"required": True}), ("--output-dir", {"required": True}), ("--check", {"help": "the case's check JSON"})],
+    ),
     "train": (
         "train one fold of one experiment of any task (resumes from its checkpoint)",
         [
@@ -107,6 +119,7 @@ STAGES: dict[str, tuple[str, list[tuple[str, dict]]]] = {
             ("--predictions", {"nargs": "*", "default": [], "help": "the test cases' prediction files (overlays of the worst cases)"}),
             ("--images", {"nargs": "*", "default": [], "help": "first-channel image per prediction, same order (default: from the dataset)"}),
             ("--labels", {"nargs": "*", "default": [], "help": "reference label per prediction, same order (default: from the dataset)"}),
+            ("--outcomes", {"help": "which test cases passed their check (test-outcomes); the report lists those not scored"}),
         ],
     ),
     "compare": (
@@ -175,10 +188,11 @@ def _check(config: dict, a: argparse.Namespace) -> None:
 
     if a.case and not a.output:
         raise ConfigError("check --case needs --output")
-    stages.check(config, a.case, a.output) if a.case else stages.check_dataset(config)
+    stages.check(config, a.case, a.output, a.record_failure) if a.case else stages.check_dataset(config)
 
 
 def _dispatch() -> dict[str, Callable[[dict, argparse.Namespace], object]]:
+    from pipeline import outcomes
     from pipeline import stages as s
 
     return {
@@ -188,12 +202,14 @@ def _dispatch() -> dict[str, Callable[[dict, argparse.Namespace], object]]:
         "check": _check,
         "fingerprint": lambda c, a: s.fingerprint(c, a.checks, a.output),
         "plan": lambda c, a: s.plan(c, a.fingerprint, a.output, a.splits),
-        "preprocess": lambda c, a: s.preprocess(c, a.case, a.plan, a.output_dir),
+        "test-outcomes": lambda c, a: outcomes.test_outcomes(c, a.checks, a.output),
+        "verdict": lambda c, a: outcomes.verdict(c, a.outcomes, a.output),
+        "preprocess": lambda c, a: s.preprocess(c, a.case, a.plan, a.output_dir, a.check),
         "train": lambda c, a: s.train(c, a.experiment, a.fold, a.plan, a.splits, a.preprocessed, a.fold_dir),
         "predict-case": lambda c, a: s.predict(c, a.experiment, a.checkpoints, a.case_dir, a.output),
         "evaluate-case": lambda c, a: s.evaluate(c, a.experiment, a.case, a.prediction, a.output),
         "aggregate": lambda c, a: s.aggregate(c, a.experiment, a.tables, a.per_case, a.summary),
-        "report": lambda c, a: s.report(c, a.experiment, a.per_case, a.summary, a.logs, a.plan, a.output, a.predictions, a.images, a.labels),
+        "report": lambda c, a: s.report(c, a.experiment, a.per_case, a.summary, a.logs, a.plan, a.output, a.predictions, a.images, a.labels, a.outcomes),
         "compare": lambda c, a: s.compare(c, a.experiments, a.per_case, a.summaries, a.output),
     }
 

@@ -35,6 +35,11 @@ class CaseError(PipelineError):
         super().__init__(f"case {case!r}, file {self.path}: {problem}")
 
 
+class FailedCasesError(PipelineError):
+    """Cases failed their check, so a step that needs them cannot run (the message lists
+    each case with its problem), or no case is left to work on."""
+
+
 class GeometryError(CaseError, ValueError):
     """Two images of a case do not lie on the same voxel grid (size, spacing, origin or direction).
 

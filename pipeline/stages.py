@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 
 from pipeline.atomic import write_json, write_tsv
-from pipeline.errors import CaseError, ConfigError, PipelineError
+from pipeline.errors import CaseError, ConfigError, FailedCasesError, PipelineError
 from pipeline.io.dataset import case_row, channel_names, dataset_table, demo_of, label_names
+from pipeline.outcomes import failed_checks
 from pipeline.tasks import task_of
 
 log = logging.getLogger(__name__)
@@ -58,22 +59,31 @@ def _check_row(config: Mapping[str, Any], case: str, row: pd.Series) -> dict[str
     return result
 
 
-def check(config: Mapping[str, Any], case: str, output: str | os.PathLike[str]) -> dict[str, Any]:
+def check(config: Mapping[str, Any], case: str, output: str | os.PathLike[str], record_failure: bool = False) -> dict[str, Any]:
     """Run the data check of one case and write its summary JSON (with ``split`` and ``labelled``).
+
+    With ``record_failure`` (the workflow's check_case), a case that fails is written as
+    ``{"case", "split", "failed": message}`` instead of raising, so that the other cases'
+    scores and reports are still made (:mod:`pipeline.outcomes` lists it; the fingerprint
+    refuses a failed training case, the run's verdict a failed test case).
 
     Raises:
         CaseError: a file is missing, unreadable or inconsistent, its geometry unusable, or
-            the label the dataset names for the case is missing or unreadable.
+            the label the dataset names for the case is missing or unreadable (without
+            ``record_failure``).
     """
     row = case_row(config, case)
-    result = {**_check_row(config, case, row), "split": row["split"]}
+    try:
+        result = {**_check_row(config, case, row), "split": row["split"]}
+    except CaseError as err:
+        if not record_failure:
+            raise
+        log.error("%s", err)
+        result = {"case": case, "split": row["split"], "failed": str(err)}
+        write_json(output, result)
+        return result
     if not result["labelled"]:
-        log.warning(
-            "case %s (%s): no label in the dataset table; %s",
-            case,
-            row["split"],
-            "it cannot be evaluated" if row["split"] == "test" else "it counts as all background in the fingerprint",
-        )
+        log.warning("case %s (%s): no label in the dataset table; it is predicted but cannot be scored", case, row["split"])
     write_json(output, result)
     return result
 
@@ -100,10 +110,17 @@ def fingerprint(config: Mapping[str, Any], checks: Sequence[str | os.PathLike[st
     the workflow gives none, so that no test case can change the plan), feed only the
     dataset-level findings on the labels (the fingerprint's ``warnings``). The report adds
     the findings that need the test references (a class only in test labels).
+
+    Raises:
+        FailedCasesError: training cases failed their check (each is listed).
     """
     from pipeline.preprocessing.fingerprint import compute_fingerprint
 
     results = [_read_json(p) for p in checks]
+    failed = failed_checks([r for r in results if r["split"] == "train"])
+    if failed:
+        lines = "\n  ".join(f"{case}: {message}" for case, message in failed.items())
+        raise FailedCasesError(f"{len(failed)} training case(s) failed their check; the plan needs every training case:\n  {lines}")
     test = [r for r in results if r["split"] == "test"]
     data = compute_fingerprint([r for r in results if r["split"] == "train"], label_names(config), channel_names(config), test_checks=test)
     write_json(output, data)
@@ -123,10 +140,18 @@ def plan(
     return result
 
 
-def preprocess(config: Mapping[str, Any], case: str, plans: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> None:
-    """Preprocess one case into ``out_dir`` with the plan."""
+def preprocess(
+    config: Mapping[str, Any], case: str, plans: str | os.PathLike[str], out_dir: str | os.PathLike[str], check: str | os.PathLike[str] | None = None
+) -> None:
+    """Preprocess one case into ``out_dir`` with the plan.
+
+    Raises:
+        CaseError: ``check`` (the case's check JSON) records a failure.
+    """
     from pipeline.preprocessing.preprocess import preprocess_case
 
+    if check is not None and (failed := failed_checks([_read_json(check)])):
+        raise CaseError(case, check, f"the case failed its check, so it cannot be preprocessed: {failed[case]}")
     row = case_row(config, case)
     preprocess_case(case, [row[c] for c in channel_names(config)], row["label"] or None, _read_json(plans), out_dir, config["dataset"]["geometry_tolerance"])
 
@@ -174,7 +199,15 @@ def aggregate(
     per_case_out: str | os.PathLike[str],
     summary_out: str | os.PathLike[str],
 ) -> pd.DataFrame:
-    """Concatenate per-case tables and write the task's summary of the experiment."""
+    """Concatenate per-case tables and write the task's summary of the experiment.
+
+    Raises:
+        FailedCasesError: no tables (every test case failed its check or has no reference).
+    """
+    if not tables:
+        raise FailedCasesError(
+            f"experiment {experiment}: no test case could be scored - each failed its check or has no reference (results/cases/test_outcomes.json)"
+        )
     per_case = pd.concat([pd.read_csv(t, sep="\t", dtype={"case": str}) for t in tables], ignore_index=True)
     summary = task_of(config, experiment).summarize(per_case)
     write_tsv(per_case_out, per_case)
@@ -193,12 +226,14 @@ def report(
     predictions: Sequence[str] = (),
     images: Sequence[str] = (),
     labels: Sequence[str] = (),
+    outcomes: str | os.PathLike[str] | None = None,
 ) -> None:
     """Write the experiment's self-contained HTML report.
 
     ``predictions``: the test cases' prediction files; ``images`` and ``labels`` (optional,
     one per prediction, same order): their first-channel images and references, by default
-    taken from the dataset table.
+    taken from the dataset table. ``outcomes`` (:func:`pipeline.outcomes.test_outcomes`): the report names
+    every test case of the dataset that is not scored, and why.
     """
     from pipeline.tasks.base import ReportInputs
 
@@ -207,7 +242,15 @@ def report(
             f"report needs one image and one label per prediction, in the same order; got {len(predictions)} prediction(s), "
             f"{len(images)} image(s), {len(labels)} label(s)"
         )
-    inputs = ReportInputs(per_case, summary, logs, _read_json(plans), output, predictions, images, labels)
+    failed = _read_json(outcomes)["failed"] if outcomes else {}
+    scored = set(pd.read_csv(per_case, sep="\t", dtype={"case": str}, usecols=["case"])["case"])
+    table = dataset_table(config)
+    unscored = {
+        str(c): failed.get(str(c), "no reference to score it against (unlabelled): predicted only")
+        for c in table.index[table["split"] == "test"]
+        if str(c) not in scored
+    }
+    inputs = ReportInputs(per_case, summary, logs, _read_json(plans), output, predictions, images, labels, unscored)
     task_of(config, experiment).report(config, experiment, inputs)
 
 

@@ -95,7 +95,8 @@ def test_every_rule_in_the_profile_exists():
     from pipeline.tasks import TASKS
 
     smk = "".join(f.read_text(encoding="utf-8") for f in (REPO / "workflow/rules").glob("*.smk"))
-    names = set(re.findall(r"^rule (\w+):", smk, flags=re.MULTILINE))
+    names = set(re.findall(r"^(?:rule|checkpoint) (\w+):", smk, flags=re.MULTILINE))
+    names |= set(re.findall(r"^use rule \w+ as (\w+)", smk, flags=re.MULTILINE))
     names |= {f"compare_{t.name}" for t in TASKS.values() if t.compare_output}  # one per task (report.smk)
     assert set(PROFILE["set-resources"]) <= names, set(PROFILE["set-resources"]) - names
     assert set(PROFILE.get("set-threads", {})) <= names

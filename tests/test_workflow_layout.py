@@ -146,10 +146,15 @@ def test_predict_target_needs_an_experiment_and_inputs(tmp_path):
 
 def test_layout_takes_any_task_registry():
     fake = dataclasses.replace(
-        TASKS["segmentation"], name="segmentation", prediction_suffix=".mha", compare_output=None, evaluation_reference=lambda config, row: []
+        TASKS["segmentation"], name="segmentation", prediction_suffix=".mha", compare_output=None, evaluation_reference=lambda config, row: [row["label"]]
     )
     layout = Layout(brain_config(), tasks={"segmentation": fake})
     assert layout.predictions("seg")[0].endswith("brain_004.mha") and layout.comparisons() == []
+    # A task with no reference for any case: its predictions are the targets, nothing is scored.
+    unscored = Layout(brain_config(), tasks={"segmentation": dataclasses.replace(fake, evaluation_reference=lambda config, row: [])})
+    assert unscored.predictions("seg") == [] and unscored.scored_experiments() == []
+    assert {t for t in unscored.targets() if t.startswith("results/predictions/")} == {unscored.prediction("seg", c) for c in unscored.test_cases}
+    assert not any(t.startswith("reports/") or t.endswith("summary.tsv") for t in unscored.targets())
 
 
 # Rerun triggers

@@ -115,6 +115,7 @@ def write_experiment_report(
     output: str | os.PathLike[str],
     case_files: Mapping[str, overlays.CaseFiles] | None = None,
     worst_cases: int = 3,
+    unscored: Mapping[str, str] | None = None,
 ) -> None:
     """Render ``reports/<experiment>.html`` (atomically).
 
@@ -122,7 +123,8 @@ def write_experiment_report(
     gallery shows the ``worst_cases`` worst cases, drawn from ``case_files`` (case id -> its
     image, reference and prediction files); without ``case_files`` there is no gallery. A
     warning list at the top names the classes the summary could not evaluate and the
-    dataset findings of the plan (:func:`report_warnings`).
+    dataset findings of the plan (:func:`report_warnings`), then the test cases that are
+    not scored (``unscored``: case -> why).
     """
     excluded = not_evaluable(summary)
     scored = per_case[~per_case["class"].astype(str).isin(list(excluded))]
@@ -161,7 +163,7 @@ def write_experiment_report(
             config_text=yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False),
             plan_text=json.dumps(plan, indent=2),
             headline=headline_rows(summary),
-            warnings=report_warnings(summary, plan),
+            warnings=report_warnings(summary, plan) + [f"test case {c} is not scored: {why}" for c, why in (unscored or {}).items()],
             summary_columns=list(summary.columns),
             summary=summary.assign(**({"note": summary["note"].map(_text)} if "note" in summary.columns else {})).to_dict("records"),
             columns=columns,

@@ -36,6 +36,8 @@ class ReportInputs:
         output: the HTML file to write.
         predictions: the test cases' prediction files; ``images`` and ``labels`` (optional,
             same order): their first-channel images and references, else from the dataset table.
+        unscored: test cases of the dataset that are not in the tables, with the reason
+            (failed its check; no reference).
     """
 
     per_case: Path_
@@ -46,6 +48,7 @@ class ReportInputs:
     predictions: Sequence[str] = ()
     images: Sequence[str] = ()
     labels: Sequence[str] = ()
+    unscored: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The per-case table (case ids as text) and the summary."""

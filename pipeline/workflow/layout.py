@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.io.cases import CASE_ID
 from pipeline.io.dataset import dataset_table, manifest_path
 from pipeline.tasks import TASKS
 from pipeline.tasks.base import Task
@@ -32,6 +33,14 @@ def _alternatives(values: list[str], nothing: str = "(?!)") -> str:
     return "|".join(re.escape(v) for v in values) or nothing
 
 
+def _local(path: str) -> str:
+    """``path`` relative to the working folder where it lies inside it, else as given: the
+    file names Snakemake records then stay the same when the folder is moved or copied."""
+    full = os.path.abspath(path)
+    here = os.getcwd()
+    return os.path.relpath(full, here) if os.path.commonpath([here, full]) == here else path
+
+
 def _made_by_workflow(path: str) -> bool:
     """Whether the workflow writes ``path`` (everything it writes lies under ``results/``)."""
     return os.path.normpath(path).split(os.sep)[0] == "results"
@@ -45,6 +54,8 @@ class Layout:
         demo: ``dataset.demo`` (None for a user dataset).
         channels: channel names, in order.
         train_cases, test_cases: case ids by split, in manifest order.
+        unlabelled: the test cases without a label (predicted, never preprocessed with
+            one); a training case must have one.
         experiments: experiment names, in config order.
         chunks: ``(experiment, [test cases])`` of every prediction job that handles
             several cases (``inference.cases_per_job`` > 1), any task; experiments sorted
@@ -63,10 +74,19 @@ class Layout:
         self.test_cases = list(cases.index[cases["split"] == "test"])
         if not self.test_cases:
             raise ConfigError(f"the dataset has no test cases: mark some with split=test in {manifest_path(config)}")
+        labels = dict(zip(cases.index, cases["label"]))
+        missing = [c for c in self.train_cases if not labels[c]]
+        if missing:
+            raise ConfigError(
+                f"{len(missing)} training case(s) have no label in {manifest_path(config)}: {missing[:5]}{' ...' if len(missing) > 5 else ''}; "
+                "give each training case its label, or mark the case split=test to have it predicted without being scored"
+            )
+        self.unlabelled = [c for c in self.test_cases if not labels[c]]
         self.experiments = list(config["experiments"])
         self._task = {e: self._task_of(e) for e in self.experiments}
         self._case_files = {
-            case: [*channels, *([label] if label else [])] for case, label, *channels in zip(cases.index, cases["label"], *(cases[c] for c in self.channels))
+            case: [_local(f) for f in [*channels, *([label] if label else [])]]
+            for case, label, *channels in zip(cases.index, cases["label"], *(cases[c] for c in self.channels))
         }
         self.chunks: list[tuple[str, list[str]]] = []
         for experiment in sorted(self.experiments):  # numbered the same whatever the key order
@@ -77,7 +97,11 @@ class Layout:
         # Files each task's evaluation reads besides the prediction, per test case (from
         # the case's row of the dataset table).
         rows = {c: cases.loc[c] for c in self.test_cases}
-        self._references = {name: {c: [str(f) for f in task.evaluation_reference(config, rows[c])] for c in self.test_cases} for name, task in used.items()}
+        self._references = {
+            name: {c: [_local(str(f)) for f in task.evaluation_reference(config, rows[c])] for c in self.test_cases} for name, task in used.items()
+        }
+        # Test cases scored per task: those its evaluation has a reference for.
+        self._scored = {name: [c for c in self.test_cases if refs[c]] for name, refs in self._references.items()}
         reports = {f"reports/{e}.html" for e in self.experiments}
         clash = sorted(reports & {t.compare_output for t in self.tasks.values() if t.compare_output})
         if clash:
@@ -108,16 +132,22 @@ class Layout:
         """``(task, comparison page, experiments)`` of every task that has a comparison page
         and at least one experiment; the experiments sorted by name, so that reordering
         them in the config reruns nothing."""
-        return [
-            (t.name, t.compare_output, sorted(self.experiments_of(t.name))) for t in self.tasks.values() if t.compare_output and self.experiments_of(t.name)
-        ]
+        scored = set(self.scored_experiments())
+        per_task = {t.name: sorted(e for e in self.experiments_of(t.name) if e in scored) for t in self.tasks.values() if t.compare_output}
+        return [(t.name, t.compare_output, per_task[t.name]) for t in self.tasks.values() if t.compare_output and per_task[t.name]]
+
+    def scored_experiments(self) -> list[str]:
+        """The experiments with at least one test case to score, in config order."""
+        return [e for e in self.experiments if self.scored_cases(e)]
 
     def targets(self) -> list[str]:
-        """What ``rule all`` asks for: every experiment's report and summary, each task's
-        comparison page and the demo manifest."""
+        """What ``rule all`` asks for: the report and summary of every experiment that has
+        test cases to score, the predictions of the test cases it cannot score, each
+        task's comparison page and the demo manifest."""
         return [
-            *(f"reports/{e}.html" for e in self.experiments),
-            *(f"results/evaluation/{e}/summary.tsv" for e in self.experiments),
+            *(f"reports/{e}.html" for e in self.scored_experiments()),
+            *(f"results/evaluation/{e}/summary.tsv" for e in self.scored_experiments()),
+            *(self.prediction(e, c) for e in self.experiments for c in self.test_cases if c not in set(self.scored_cases(e))),
             *(page for _, page, _ in self.comparisons()),
             *([f"results/demo/{self.demo}/manifest.tsv"] if self.demo else []),
         ]
@@ -130,6 +160,22 @@ class Layout:
         with a clear message instead of the whole DAG."""
         files = self._case_files[case]
         return list(files) if self.demo else [f for f in files if os.path.exists(f)]
+
+    def case_pattern(self, labelled: bool) -> str:
+        """Wildcard pattern of the labelled cases (every case id but the unlabelled test
+        cases; it must be followed by ``/``) or of the unlabelled ones."""
+        if not labelled:
+            return _alternatives(self.unlabelled)
+        ids = CASE_ID.pattern.strip("^$")
+        return f"(?!(?:{_alternatives(self.unlabelled)})/){ids}" if self.unlabelled else ids
+
+    def preprocessed(self, cases: list[str], labels: bool = True) -> list[str]:
+        """The preprocessed files that training or prediction reads of ``cases``:
+        ``properties.json``, ``image.npy`` and, with ``labels``, ``label.npy`` of the
+        labelled ones."""
+        unlabelled = set(self.unlabelled)
+        files = [f"results/preprocessed/{c}/{name}" for c in cases for name in ("properties.json", "image.npy")]
+        return files + ([f"results/preprocessed/{c}/label.npy" for c in cases if c not in unlabelled] if labels else [])
 
     # Training
 
@@ -168,9 +214,28 @@ class Layout:
         """The prediction file of a test case: ``results/predictions/<experiment>/<case><suffix>``."""
         return f"results/predictions/{experiment}/{case}{self._task[experiment].prediction_suffix}"
 
-    def predictions(self, experiment: str) -> list[str]:
-        """The prediction files of every test case."""
-        return [self.prediction(experiment, c) for c in self.test_cases]
+    def scored_cases(self, experiment: str) -> list[str]:
+        """The test cases that the experiment's task can score (it has their reference),
+        in manifest order."""
+        return self._scored[self._task[experiment].name]
+
+    def _scored_passed(self, experiment: str, passed: list[str] | None) -> list[str]:
+        keep = set(self.test_cases if passed is None else passed)
+        return [c for c in self.scored_cases(experiment) if c in keep]
+
+    def predictions(self, experiment: str, passed: list[str] | None = None) -> list[str]:
+        """The prediction files of the test cases the experiment is scored on (of those
+        that ``passed`` their check, when given)."""
+        return [self.prediction(experiment, c) for c in self._scored_passed(experiment, passed)]
+
+    def case_tables(self, experiment: str, passed: list[str] | None = None) -> list[str]:
+        """The per-case evaluation tables of the test cases the experiment is scored on
+        (of those that ``passed`` their check, when given)."""
+        return [f"results/evaluation/{experiment}/cases/{c}.tsv" for c in self._scored_passed(experiment, passed)]
+
+    def test_checks(self) -> list[str]:
+        """The check files of the test cases."""
+        return [f"results/cases/{c}/check.json" for c in self.test_cases]
 
     def unbatched_pattern(self) -> str:
         """Wildcard pattern of the experiments predicted one case per job."""
@@ -210,7 +275,7 @@ class Layout:
             cases = collect_inputs(settings["input"], len(self.channels))
         except PipelineError as err:
             raise ConfigError(f"predict.input: {err}") from None
-        return {c: [str(f) for f in files] for c, files in cases.items()}, output_suffix(next(iter(cases.values()))[0])
+        return {c: [_local(str(f)) for f in files] for c, files in cases.items()}, output_suffix(next(iter(cases.values()))[0])
 
     def predict_targets(self) -> list[str]:
         """Outputs of the ``predict`` target.

@@ -1,5 +1,6 @@
 # Shared set-up: the validated config (defaults filled in) and the run's Layout. What the
 # rules wire is computed in pipeline/workflow/; this file only calls it.
+import json
 import os
 import sys
 
@@ -57,3 +58,17 @@ def predict_targets(wildcards):
         return W.predict_targets()
     except PipelineError as err:
         raise WorkflowError(str(err)) from None
+
+
+# Which test cases passed their check (the checkpoint test_outcomes): only those are
+# predicted for scoring, evaluated and reported; the run's verdict names the others.
+OUTCOMES = "results/cases/test_outcomes.json"
+
+
+def passed_test_cases():
+    """The test cases that passed their check; in a dry run before any check ran, all of
+    them (so that `snakemake -n` shows the whole run)."""
+    if workflow.dryrun and not os.path.exists(OUTCOMES):
+        return W.test_cases
+    with open(checkpoints.test_outcomes.get().output[0], encoding="utf-8") as f:
+        return json.load(f)["passed"]

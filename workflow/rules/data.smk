@@ -60,7 +60,28 @@ rule check_case:
         pipeline=PIPELINE,
         settings=triggers.data(config),
     shell:
-        "{params.pipeline} check --config {params.config:q} --case {wildcards.case:q} --output {output:q} 2> {log:q}"
+        "{params.pipeline} check --config {params.config:q} --case {wildcards.case:q} --output {output:q} --record-failure 2> {log:q}"
+
+
+# A case that fails its check is recorded as failed (check.json "failed"): the fingerprint
+# refuses a failed training case; a failed test case is left out of the scores here, and the
+# run's verdict (rule verdict) names it once everything else is made.
+checkpoint test_outcomes:
+    input:
+        W.test_checks(),
+    output:
+        OUTCOMES,
+    log:
+        "logs/test_outcomes.log",
+    benchmark:
+        "benchmarks/test_outcomes.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+    shell:
+        "{params.pipeline} test-outcomes --config {params.config:q} --checks {input:q} --output {output:q} 2> {log:q}"
 
 
 rule fingerprint:
@@ -102,6 +123,7 @@ rule plan:
         "{params.pipeline} plan --config {params.config:q} --fingerprint {input:q} --output {output.plans:q} --splits {output.splits:q} 2> {log:q}"
 
 
+# Labelled cases; an unlabelled test case has no label.npy (preprocess_image below).
 rule preprocess_case:
     input:
         check="results/cases/{case}/check.json",
@@ -114,6 +136,8 @@ rule preprocess_case:
         "logs/preprocess_case/{case}.log",
     benchmark:
         "benchmarks/preprocess_case/{case}.tsv"
+    wildcard_constraints:
+        case=W.case_pattern(labelled=True),
     group:
         "preprocess_cases"
     conda:
@@ -125,8 +149,16 @@ rule preprocess_case:
         pipeline=PIPELINE,
         settings=triggers.data(config),
     shell:
-        "{params.pipeline} preprocess --config {params.config:q} --case {wildcards.case:q} --plan {input.plans:q} "
+        "{params.pipeline} preprocess --config {params.config:q} --case {wildcards.case:q} --plan {input.plans:q} --check {input.check:q} "
         "--output-dir results/preprocessed/{wildcards.case:q} 2> {log:q}"
+
+
+use rule preprocess_case as preprocess_image with:
+    output:
+        image="results/preprocessed/{case}/image.npy",
+        properties="results/preprocessed/{case}/properties.json",
+    wildcard_constraints:
+        case=W.case_pattern(labelled=False),
 
 
 # The landmark table of the brain demo (config/landmarks.yaml: dataset.landmarks points here).

@@ -27,7 +27,7 @@ rule evaluate_case:
 
 rule aggregate:
     input:
-        expand("results/evaluation/{{experiment}}/cases/{case}.tsv", case=W.test_cases),
+        lambda wildcards: W.case_tables(wildcards.experiment, passed_test_cases()),
     output:
         per_case=report(
             "results/evaluation/{experiment}/per_case.tsv",

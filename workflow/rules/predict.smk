@@ -8,6 +8,7 @@ rule predict_case:
     input:
         checkpoints=lambda wildcards: W.prediction_checkpoints(wildcards.experiment, wildcards.suffix),
         properties="results/preprocessed/{case}/properties.json",
+        image="results/preprocessed/{case}/image.npy",
     output:
         "results/predictions/{experiment}/{case}{suffix}",
     log:
@@ -45,7 +46,7 @@ for _index, (_experiment, _chunk) in enumerate(W.chunks):
             f"predict_cases_{_index}"
         input:
             checkpoints=W.fold_checkpoints(_experiment),
-            properties=[f"results/preprocessed/{c}/properties.json" for c in _chunk],
+            preprocessed=W.preprocessed(_chunk, labels=False),
         output:
             [W.prediction(_experiment, c) for c in _chunk],
         log:

@@ -11,7 +11,8 @@ rule report:
         summary="results/evaluation/{experiment}/summary.tsv",
         logs=lambda wildcards: W.fold_logs(wildcards.experiment),
         plans="results/plans/plans.json",
-        predictions=lambda wildcards: W.predictions(wildcards.experiment),
+        predictions=lambda wildcards: W.predictions(wildcards.experiment, passed_test_cases()),
+        outcomes=OUTCOMES,
     output:
         report(
             "reports/{experiment}.html",
@@ -35,7 +36,7 @@ rule report:
     shell:
         "{params.pipeline} report --config {params.config:q} --experiment {wildcards.experiment:q} "
         "--per-case {input.per_case:q} --summary {input.summary:q} --logs {input.logs:q} "
-        "--plan {input.plans:q} --output {output:q} --predictions {input.predictions:q} "
+        "--plan {input.plans:q} --output {output:q} --predictions {input.predictions:q} --outcomes {input.outcomes:q} "
         "2> {log:q}"
 
 
@@ -68,3 +69,22 @@ for _task, _page, _experiments in W.comparisons():
         shell:
             "{params.pipeline} compare --config {params.config:q} --experiments {params.experiments:q} "
             "--per-case {input.per_case:q} --summaries {input.summaries:q} --output {output:q} 2> {log:q}"
+
+
+# The run's last step: fails, naming them, when test cases failed their check (they are
+# left out of every score; the reports list them); everything else is made first.
+rule verdict:
+    input:
+        targets=W.targets(),
+        outcomes=OUTCOMES,
+    output:
+        "results/cases/verdict.json",
+    log:
+        "logs/verdict.log",
+    conda:
+        "../../environment.yml"
+    params:
+        config=CONFIG_JSON,
+        pipeline=PIPELINE,
+    shell:
+        "{params.pipeline} verdict --config {params.config:q} --outcomes {input.outcomes:q} --output {output:q} 2> {log:q}"

@@ -6,7 +6,7 @@ rule train:
     input:
         plans="results/plans/plans.json",
         splits="results/plans/splits.json",
-        cases=expand("results/preprocessed/{case}/properties.json", case=W.train_cases),
+        cases=W.preprocessed(W.train_cases),
         pretrained=lambda wildcards: W.init_checkpoint(wildcards.experiment),
         references=lambda wildcards: W.training_references(wildcards.experiment),
     output:

@@ -47,8 +47,9 @@ def predict_cases(
 
 
 def evaluation_reference(config: Mapping[str, Any], row: pd.Series) -> list[str]:
-    """The reference label map of the case (its dataset table ``row``)."""
-    return [row["label"]]
+    """The reference label map of the case (its dataset table ``row``); none for an
+    unlabelled case, which is then predicted but not scored."""
+    return [row["label"]] if row["label"] else []
 
 
 def evaluate_case(config: Mapping[str, Any], experiment: str, case: str, prediction: str | os.PathLike[str], output: str | os.PathLike[str]) -> pd.DataFrame:
@@ -94,6 +95,7 @@ def report(config: Mapping[str, Any], experiment: str, inputs: ReportInputs) -> 
         output=inputs.output,
         case_files=files or None,
         worst_cases=config["report"]["worst_cases"],
+        unscored=inputs.unscored,
     )
 
 
