@@ -27,7 +27,16 @@ LAYERS = [
     ("tasks", ["pipeline.tasks"]),
     (
         "stages and CLI",
-        ["pipeline.stages", "pipeline.outcomes", "pipeline.cli", "pipeline.__main__", "pipeline.config", "pipeline.config_checks", "pipeline.config_docs", "pipeline.workflow"],
+        [
+            "pipeline.stages",
+            "pipeline.outcomes",
+            "pipeline.cli",
+            "pipeline.__main__",
+            "pipeline.config",
+            "pipeline.config_checks",
+            "pipeline.config_docs",
+            "pipeline.workflow",
+        ],
     ),
 ]
 

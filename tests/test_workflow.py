@@ -154,7 +154,7 @@ def test_reordering_keys_reruns_nothing_and_renaming_reruns_only_what_shows_name
         config.write_text(yaml.safe_dump(settings, sort_keys=False))
         result = run_snakemake(finished_run, "--cores", "1", "-n")
         assert result.returncode == 0, result.stderr[-3000:]
-        assert planned_jobs(result.stdout + result.stderr) == {"evaluate_case", "aggregate", "report", "compare_segmentation", "all"}
+        assert planned_jobs(result.stdout + result.stderr) == {"evaluate_case", "aggregate", "report", "compare_segmentation", "verdict", "all"}
     finally:
         config.write_text(original)
     assert resolved.read_text(encoding="utf-8") == resolved_text  # dry runs leave it alone

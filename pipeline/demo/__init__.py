@@ -33,7 +33,8 @@ def _brain_case(config: Mapping[str, Any], case: str, row: pd.Series) -> None:
     from pipeline.demo import brain
 
     settings = config["demo"]
-    brain.make_case(int(case.rsplit("_", 1)[1]), row[brain.CHANNEL], row["label"], seed=settings["seed"], spacing_mm=settings["spacing_mm"])
+    vary = settings.get("vary_acquisition", False) and brain.case_ids(settings["cases"], settings["test_cases"])[case] == "train"
+    brain.make_case(int(case.rsplit("_", 1)[1]), row[brain.CHANNEL], row["label"], seed=settings["seed"], spacing_mm=settings["spacing_mm"], vary=vary)
 
 
 def _brain_manifest(config: Mapping[str, Any], output: str | os.PathLike[str]) -> None:

@@ -6,11 +6,19 @@ together; the label is the argmax of (background, gray matter, white matter)
 probabilities; the image gets a smooth multiplicative bias field, a gamma contrast change
 and Gaussian noise, and everything is resampled to an isotropic grid (2 mm by default).
 It is a realistic but easy dataset: one template's anatomy, varied, not a cohort.
+
+With ``vary`` (``demo.vary_acquisition``, for the training cases) a case also looks like it
+came from another scanner or preprocessing tool (:func:`acquisition`): some are
+skull-stripped with exact zeros outside the brain, they come as uint8, int16 or float32 with
+different intensity ranges, and at voxel sizes of 0.75 and 1.25 times ``spacing_mm``
+besides ``spacing_mm`` itself (half of them, so the median spacing stays ``spacing_mm``).
+The anatomy of a case is the same with and without ``vary``.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -88,17 +96,66 @@ def _bias_field(shape: tuple[int, ...], rng: np.random.Generator, strength: floa
     return np.exp(field)
 
 
-def make_case(index: int, image_path: str | os.PathLike[str], label_path: str | os.PathLike[str], seed: int = 0, spacing_mm: float = 2.0) -> None:
+@dataclass(frozen=True)
+class Acquisition:
+    """How a varied case is acquired: voxel size (mm), background (``noisy`` or ``zero``
+    outside the brain), stored dtype and the intensity the image maximum is scaled to."""
+
+    spacing_mm: float
+    background: str
+    dtype: str
+    top: float
+
+
+#: Voxel size factors of varied cases, by case index modulo 4 (half stay at the demo spacing).
+SPACING_FACTORS = (1.0, 0.75, 1.0, 1.25)
+#: Stored dtypes of varied cases, by (case index // 3) modulo 3, with the range of their maximum.
+DTYPE_RANGES = (("float32", (0.5, 500.0)), ("uint8", (100.0, 255.0)), ("int16", (500.0, 4000.0)))
+
+
+def acquisition(index: int, seed: int = 0, spacing_mm: float = 2.0) -> Acquisition:
+    """The acquisition of varied case ``index``: every third case (1, 4, 7, ...) skull-stripped
+    with exact zeros outside the brain, the others with a noisy background; voxel size from
+    :data:`SPACING_FACTORS`; dtype from :data:`DTYPE_RANGES` with a seeded maximum (log-uniform)."""
+    rng = np.random.default_rng([seed, index, 7])
+    dtype, (low, high) = DTYPE_RANGES[(index // 3) % len(DTYPE_RANGES)]
+    top = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    background = "zero" if index % 3 == 1 else "noisy"
+    return Acquisition(spacing_mm * SPACING_FACTORS[index % len(SPACING_FACTORS)], background, dtype, top)
+
+
+def stored_intensities(image: np.ndarray, brain: np.ndarray | None, acq: Acquisition) -> np.ndarray:
+    """``image`` (float, >= 0) as the acquisition stores it: zeros outside ``brain`` (a boolean
+    mask, for a ``zero`` background), the maximum scaled to ``acq.top``, cast to ``acq.dtype``."""
+    if acq.background == "zero" and brain is not None:
+        image = np.where(brain, image, 0.0)
+    image = image * (acq.top / max(float(image.max()), 1e-6))
+    if acq.dtype == "float32":
+        return image.astype(np.float32)
+    info = np.iinfo(acq.dtype)
+    return np.clip(np.round(image), info.min, info.max).astype(acq.dtype)
+
+
+def make_case(
+    index: int,
+    image_path: str | os.PathLike[str],
+    label_path: str | os.PathLike[str],
+    seed: int = 0,
+    spacing_mm: float = 2.0,
+    vary: bool = False,
+) -> None:
     """Generate pseudo-subject ``index`` and write its T1 image and label as NIfTI.
 
     Image: float32, arbitrary units (0..~255); label: uint8 with the values of :data:`LABELS`.
-    Both share the same 3D grid (isotropic ``spacing_mm``, template orientation).
+    Both share the same 3D grid (isotropic ``spacing_mm``, template orientation). With
+    ``vary`` the case is acquired as :func:`acquisition` says (grid, background, dtype, range).
     """
     rng = np.random.default_rng([seed, index])
+    acq = acquisition(index, seed, spacing_mm) if vary else None
     t1, gm, wm = (sitk.Cast(sitk.ReadImage(str(template_path(k))), sitk.sitkFloat32) for k in ("t1", "gm", "wm"))
-    grid = _output_grid(t1, spacing_mm)
+    grid = _output_grid(t1, acq.spacing_mm if acq else spacing_mm)
     transform = _random_transform(t1, rng)
-    sigma = 0.4 * spacing_mm  # anti-aliasing before downsampling
+    sigma = 0.4 * (acq.spacing_mm if acq else spacing_mm)  # anti-aliasing before downsampling
 
     def warp(image: sitk.Image, interpolator: int) -> np.ndarray:
         smooth = sitk.SmoothingRecursiveGaussian(image, sigma)
@@ -116,6 +173,9 @@ def make_case(index: int, image_path: str | os.PathLike[str], label_path: str | 
     image = top * (np.clip(image / top, 0, None) ** gamma)
     image += rng.normal(0.0, rng.uniform(0.01, 0.03) * top, size=image.shape).astype(np.float32)
     image = np.clip(image, 0, None).astype(np.float32)
+    if acq is not None:
+        brain = warp(sitk.Cast(t1 > 0, sitk.sitkFloat32), sitk.sitkLinear) > 0.5 if acq.background == "zero" else None
+        image = stored_intensities(image, brain, acq)
 
     geometry = Geometry.of(grid)
     write_image(image, geometry, image_path)

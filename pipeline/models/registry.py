@@ -84,11 +84,74 @@ def build_model(name: str, spatial_dims: int, in_channels: int, num_classes: int
     return cls(spatial_dims, in_channels, num_classes, **kwargs)
 
 
+#: Settings that ``auto`` takes from the plan's ``network`` section, and the plan key of each
+#: (a path of keys).
+AUTO_SETTINGS = {
+    "channels": ("widths",),
+    "strides": ("strides",),
+    "kernel_size": ("kernel_sizes",),
+    "output_stride": ("deeplab", "output_stride"),
+    "aspp_rates": ("deeplab", "aspp_rates"),
+}
+AUTO = "auto"
+
+
+def resolve_auto(model: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[str, Any]:
+    """The model settings with every ``auto`` of :data:`AUTO_SETTINGS` replaced by the plan's
+    derived topology (``plan["network"]``: widths per stage, strides and kernel sizes per stage
+    and axis, numpy order; DeepLabV3+'s output stride and ASPP rates); settings written out
+    are kept as they are.
+
+    Raises:
+        SettingError: ``auto`` with a plan that has no ``network`` section (a plan made before
+            topologies were planned: rerun the plan stage).
+    """
+    resolved = dict(model)
+    wanted = [key for key, plan_key in AUTO_SETTINGS.items() if resolved.get(key) == AUTO]
+    if not wanted:
+        return resolved
+    network = plan.get("network")
+    if not network:
+        raise SettingError(f"model settings {wanted} are 'auto' but the plan has no 'network' section; rerun the plan stage (plans.json)")
+    for key in wanted:
+        value: Any = network
+        for part in AUTO_SETTINGS[key]:
+            if not isinstance(value, Mapping) or part not in value:
+                raise SettingError(
+                    f"model setting {key} is 'auto' but the plan's network has no {'.'.join(AUTO_SETTINGS[key])}; rerun the plan stage (plans.json)"
+                )
+            value = value[part]
+        resolved[key] = [list(v) if isinstance(v, (list, tuple)) else v for v in value] if isinstance(value, (list, tuple)) else value
+    return resolved
+
+
 def build_network(architecture: Mapping[str, Any]) -> nn.Module:
     """The dense network an architecture dict describes (``model`` settings with their
     ``name``, ``spatial_dims``, ``in_channels``, ``num_classes``), as stored in checkpoints."""
     settings = {k: v for k, v in architecture["model"].items() if k != "name"}
     return build_model(architecture["model"]["name"], architecture["spatial_dims"], architecture["in_channels"], architecture["num_classes"], **settings)
+
+
+def _auto_placeholders(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``auto`` settings replaced by values of a consistent layout, for checks made before the plan
+    exists: as many levels as an explicit ``channels``/``strides``/``kernel_size`` list implies
+    (else the default depth), strides 2 and kernels 3."""
+    filled = dict(settings)
+    if not any(filled.get(key) == AUTO for key in AUTO_SETTINGS):
+        return filled
+    levels = len(model_settings("unet")["channels"])
+    channels, strides, kernels = (filled.get(k) for k in ("channels", "strides", "kernel_size"))
+    if isinstance(channels, (list, tuple)):
+        levels = len(channels)
+    elif isinstance(strides, (list, tuple)):
+        levels = len(strides) + 1
+    elif isinstance(kernels, (list, tuple)):
+        levels = len(kernels)
+    placeholders = {"channels": [1] * levels, "strides": None, "kernel_size": 3, "output_stride": 8, "aspp_rates": [1, 2, 3]}
+    for key in AUTO_SETTINGS:
+        if filled.get(key) == AUTO:
+            filled[key] = placeholders[key]
+    return filled
 
 
 #: Width settings that :func:`check_settings` shrinks to one feature map (lists: per level).
@@ -108,6 +171,7 @@ def check_settings(name: str, spatial_dims: int, settings: Mapping[str, Any], in
         SettingError: as :func:`build_model`, naming the setting, its value and what is valid.
     """
     own = model_settings(name)
+    settings = _auto_placeholders(settings)
     values = {key: settings.get(key, default) for key, default in own.items()}
     if "channels" in own:
         level_layout(values["channels"], values.get("strides"), values.get("kernel_size", 3), spatial_dims)

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import SettingError
+from pipeline.preprocessing.network_plan import plan_network
+from pipeline.preprocessing.normalisation import channel_normalisation
 
 #: Anisotropy ratio above which the coarse axis gets a low-percentile spacing (nnU-Net).
 ANISOTROPY_RATIO = 3.0
@@ -99,11 +101,13 @@ def _voxels(shape: np.ndarray) -> list[int]:
     return [int(round(float(v))) for v in shape]
 
 
-def check_patch(patch: Sequence[int], batch: int, resampled: np.ndarray, spacing: Sequence[float]) -> None:
+def check_patch(patch: Sequence[int], batch: int, resampled: np.ndarray, spacing: Sequence[float], multiple: Sequence[int] | None = None) -> None:
     """Reject a patch larger than every image, or a batch of more than :data:`MAX_BATCH_VOXELS`.
 
     Args:
         resampled: ``(cases, dims)`` image shapes after resampling to ``spacing``, numpy order.
+        multiple: per axis, what the largest image is rounded up to for the limit (a derived
+            patch padded to the network's total stride); None: :data:`PATCH_MULTIPLE`.
     Raises:
         SettingError: naming ``plan.patch_size``/``batch_size``, the values, the image shapes and
             what would be valid.
@@ -115,7 +119,8 @@ def check_patch(patch: Sequence[int], batch: int, resampled: np.ndarray, spacing
             f"plan.patch_size {list(patch)} has {len(patch)} values, the images have {dims} dimensions: give {dims} ({', '.join(axes)}, numpy order)"
         )
     largest = resampled.max(axis=0)
-    limit = [max(PATCH_MULTIPLE, int(np.ceil(s / PATCH_MULTIPLE)) * PATCH_MULTIPLE) for s in largest]
+    steps = [max(PATCH_MULTIPLE, int(m)) for m in multiple] if multiple is not None else [PATCH_MULTIPLE] * dims
+    limit = [max(step, int(np.ceil(s / step)) * step) for s, step in zip(largest, steps)]
     too_big = [axes[k] for k in range(dims) if patch[k] > limit[k]]
     if too_big:
         raise SettingError(
@@ -129,6 +134,27 @@ def check_patch(patch: Sequence[int], batch: int, resampled: np.ndarray, spacing
             f"a training batch of {batch} patch(es) of {list(patch)} holds {voxels} voxels, more than {MAX_BATCH_VOXELS} (2 x 256^3; "
             "the network's activations would need tens of GB): lower plan.patch_size or plan.batch_size (or patch_voxels/batch_voxels)"
         )
+
+
+def _network(settings: Mapping[str, Any], spacing: Sequence[float], resampled: np.ndarray, median_shape: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """The plan's ``network`` section (:func:`plan_network`): a given patch/batch wins; without
+    ``plan.gpu_memory_gb`` the voxel budgets choose them, with it nnU-Net's memory model."""
+    memory = settings.get("gpu_memory_gb")
+    patch, patch_why, batch, batch_why = None, "", None, ""
+    if settings["patch_size"]:
+        patch, patch_why = list(settings["patch_size"]), "plan.patch_size (given)"
+        if len(patch) != len(spacing):
+            check_patch(patch, 1, resampled, spacing)  # raises: the wrong number of values
+    elif memory is None:
+        patch = patch_size(median_shape, settings["patch_voxels"])
+        patch_why = f"the median image rounded up to multiples of {PATCH_MULTIPLE}, shrunk along its largest axis to at most plan.patch_voxels = {settings['patch_voxels']} voxels"
+    if settings["batch_size"]:
+        batch, batch_why = int(settings["batch_size"]), "plan.batch_size (given)"
+    elif memory is None:
+        batch = max(2, settings["batch_voxels"] // int(np.prod(patch)))
+        batch_why = f"plan.batch_voxels = {settings['batch_voxels']} voxels over {int(np.prod(patch))} per patch, at least 2"
+    base, cap = settings.get("network_base_width", 32), settings.get("network_max_width")
+    return plan_network(list(spacing)[::-1], resampled, num_classes, base, cap, memory, patch, patch_why, batch, batch_why)
 
 
 def make_plan(fingerprint: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
@@ -146,22 +172,15 @@ def make_plan(fingerprint: Mapping[str, Any], config: Mapping[str, Any]) -> dict
     # Shape after resampling: numpy order, so spacing is reversed.
     resampled = shapes * spacings[:, ::-1] / np.asarray(spacing[::-1])
     median_shape = np.median(resampled, axis=0)
-    patch = list(settings["patch_size"]) if settings["patch_size"] else patch_size(median_shape, settings["patch_voxels"])
-    batch = settings["batch_size"] or max(2, settings["batch_voxels"] // int(np.prod(patch)))
-    check_patch(patch, batch, resampled, spacing)
+    network = _network(settings, spacing, resampled, median_shape, len(config["dataset"]["labels"]))
+    patch, batch = network["patch_size"], network["batch_size"]
+    derived = settings.get("gpu_memory_gb") is not None and not settings["patch_size"]
+    check_patch(patch, batch, resampled, spacing, network["size_divisor"] if derived else None)
     totals = list(fingerprint["class_totals"].values())
-    normalisation = {}
-    for channel in config["dataset"]["channels"]:
-        stats = fingerprint["intensity"][channel["name"]]
-        if channel["modality"] == "ct":
-            normalisation[channel["name"]] = {
-                "scheme": "ct",
-                "clip": [stats["percentile_00_5"], stats["percentile_99_5"]],
-                "mean": stats["mean"],
-                "std": stats["std"],
-            }
-        else:
-            normalisation[channel["name"]] = {"scheme": "zscore_nonzero"}
+    normalisation = {
+        channel["name"]: channel_normalisation(channel["modality"], fingerprint["intensity"][channel["name"]], settings.get("mri_normalisation", "foreground"))
+        for channel in config["dataset"]["channels"]
+    }
     return {
         "dimensions": config["dataset"]["dimensions"],
         "channels": [c["name"] for c in config["dataset"]["channels"]],
@@ -170,6 +189,7 @@ def make_plan(fingerprint: Mapping[str, Any], config: Mapping[str, Any]) -> dict
         "median_shape_resampled": median_shape.round(1).tolist(),
         "patch_size": [int(p) for p in patch],
         "batch_size": int(batch),
+        "network": network,
         "normalisation": normalisation,
         "class_weighting": settings["class_weighting"],
         "class_weights": class_weights(totals, settings["class_weighting"]),

@@ -1,5 +1,9 @@
 """Preprocess one case: crop to the nonzero box, normalise, resample to the plan's spacing.
 
+Training, test and new images all go through :func:`preprocess_case` (the normalisation is
+:func:`pipeline.preprocessing.normalisation.normalise`), so prediction sees exactly the
+values training saw.
+
 Output folder ``results/preprocessed/<case>/``:
 - ``image.npy``: float32 ``(C, Z, Y, X)`` (or ``(C, Y, X)``), uncompressed so training can
   memory-map it;
@@ -21,6 +25,7 @@ import numpy as np
 from pipeline.atomic import atomic_path, write_json
 from pipeline.io.check import class_voxel_counts, load_case
 from pipeline.io.images import Geometry
+from pipeline.preprocessing.normalisation import normalise
 from pipeline.preprocessing.resample import grid_for_spacing, resample_array, resample_label
 
 LOCATIONS_PER_CLASS = 1000
@@ -49,46 +54,6 @@ def cropped_geometry(geometry: Geometry, box: Sequence[tuple[int, int]]) -> Geom
     origin = np.asarray(geometry.origin) + direction @ (np.asarray(start_itk) * np.asarray(geometry.spacing))
     size = tuple(int(b[1] - b[0]) for b in reversed(box))
     return Geometry(size=size, spacing=geometry.spacing, origin=tuple(origin.tolist()), direction=geometry.direction)
-
-
-def normalise(channel: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
-    """Normalise one channel (float32, any layout) as the plan says; returns a new float32 array.
-
-    ``ct``: clip to the dataset's foreground 0.5/99.5 percentiles, z-score with dataset
-    mean/std. ``zscore_nonzero``: z-score with this image's statistics inside its nonzero
-    voxels; voxels outside stay 0. Memory: the output plus a boolean mask.
-    """
-    if settings["scheme"] == "ct":
-        low, high = settings["clip"]
-        out = np.clip(channel, low, high).astype(np.float32, copy=False)
-        out -= np.float32(settings["mean"])
-        out /= np.float32(max(settings["std"], 1e-8))
-        return out
-    mask = channel != 0
-    if not mask.any():
-        return np.zeros_like(channel, dtype=np.float32)
-    mean, std = _masked_mean_std(channel, mask)
-    out = channel.astype(np.float32, copy=True)
-    out -= np.float32(mean)
-    out /= np.float32(max(std, 1e-8))
-    out[~mask] = 0.0
-    return out
-
-
-def _masked_mean_std(channel: np.ndarray, mask: np.ndarray, chunk: int = 1 << 22) -> tuple[float, float]:
-    """Mean and standard deviation of ``channel[mask]`` in float64, chunk by chunk."""
-    flat, where = channel.reshape(-1), mask.reshape(-1)
-    count, total = 0, 0.0
-    for start in range(0, flat.size, chunk):
-        values = flat[start : start + chunk][where[start : start + chunk]].astype(np.float64)
-        count += values.size
-        total += float(values.sum())
-    mean = total / count
-    squares = 0.0
-    for start in range(0, flat.size, chunk):
-        values = flat[start : start + chunk][where[start : start + chunk]].astype(np.float64) - mean
-        squares += float(np.dot(values, values))
-    return mean, float(np.sqrt(squares / count))
 
 
 def class_locations(label: np.ndarray, num_classes: int, seed: int) -> dict[str, list[list[int]]]:

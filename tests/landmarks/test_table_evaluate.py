@@ -89,3 +89,32 @@ def test_config_checks() -> None:
         validate_config({**base, "experiments": {"a": {"init_from": "b"}, "b": {"init_from": "a"}}})
     config = validate_config({**base, "experiments": {"dae": {"task": "denoise"}, "seg": {"init_from": "dae", "init_part": "all"}}})
     assert config["experiments"]["seg"]["task"] == "segmentation" and config["experiments"]["dae"]["denoise"]["loss"] == "l1"
+
+
+def test_flags_are_carried_counted_and_reported(tmp_path: Path) -> None:
+    from pipeline.tasks.landmarks.report import flagged_rows, flagged_section, per_landmark_comparison, write_landmark_comparison
+
+    truth = pd.DataFrame({"case": ["a", "a", "b", "b"], "landmark": ["P", "Q"] * 2, "x": 0.0, "y": 0.0, "z": 0.0})
+    predicted = truth.assign(x=[30.0, 1.0, 0.5, 0.0], confidence=[0.05, 0.9, 0.8, 0.7], flagged=[True, False, False, False])
+    per_case = radial_errors(predicted, truth, ["P", "Q"])
+    assert per_case["flagged"].tolist() == [True, False, False, False] and per_case["confidence"].iloc[0] == pytest.approx(0.05)
+    per_case.to_csv(tmp_path / "per_case.tsv", sep="\t", index=False)  # read back as the report reads it
+    per_case = pd.read_csv(tmp_path / "per_case.tsv", sep="\t", dtype={"case": str})
+    summary = summarize_errors(per_case)
+    assert summary.set_index("landmark")["flagged"].to_dict() == {"P": 1, "Q": 0, "all": 1}
+    # the jump of P is in its mean and max, not hidden by a good median
+    assert summary.set_index("landmark").loc["P", ["median", "mean", "max", "sdr_2mm"]].tolist() == pytest.approx([15.25, 15.25, 30.0, 50.0])
+    assert flagged_rows(per_case)[["case", "landmark"]].values.tolist() == [["a", "P"]]
+    assert flagged_section(per_case, 0.2).text.startswith("1 of 4 predicted landmarks were flagged (confidence below min_confidence = 0.2)")
+    assert flagged_section(per_case.assign(flagged=False), 0.2).text.startswith("No predicted landmark was flagged")
+    table = per_landmark_comparison({"heatmap": summary, "regression": summary.assign(median=summary["median"] + 1)})
+    assert table[["landmark", "experiment"]].values.tolist()[:4] == [["P", "heatmap"], ["P", "regression"], ["Q", "heatmap"], ["Q", "regression"]]
+    assert {"median", "mean", "max", "sdr_2mm", "flagged"} <= set(table.columns)
+    write_landmark_comparison(table, "demo", tmp_path / "c.html", table)
+    assert "Per landmark" in (tmp_path / "c.html").read_text()
+
+
+def test_predictions_without_confidence_are_summarised_unflagged() -> None:
+    truth = pd.DataFrame({"case": ["a"], "landmark": ["P"], "x": 0.0, "y": 0.0, "z": 0.0})
+    summary = summarize_errors(radial_errors(truth.assign(x=1.0), truth, ["P"]))
+    assert summary["flagged"].tolist() == [0, 0]

@@ -23,6 +23,7 @@ import torch
 from pipeline.errors import SettingError
 from pipeline.models import build_network
 from pipeline.models.heads import first_output
+from pipeline.models.registry import resolve_auto
 from pipeline.preprocessing.case_folder import PreprocessedCase, centre_crop, crop_with_padding, random_start
 from pipeline.tasks.denoise.corrupt import corrupt
 from pipeline.tasks.denoise.metrics import data_range, psnr, ssim
@@ -35,7 +36,13 @@ log = logging.getLogger(__name__)
 def denoise_architecture(experiment: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[str, Any]:
     """Architecture of a denoising network: output channels = image channels."""
     channels = len(plan["channels"])
-    return {"task": "denoise", "model": dict(experiment["model"]), "spatial_dims": int(plan["dimensions"]), "in_channels": channels, "num_classes": channels}
+    return {
+        "task": "denoise",
+        "model": resolve_auto(experiment["model"], plan),
+        "spatial_dims": int(plan["dimensions"]),
+        "in_channels": channels,
+        "num_classes": channels,
+    }
 
 
 def case_seed(case: str, seed: int) -> list[int]:

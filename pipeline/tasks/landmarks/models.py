@@ -16,6 +16,7 @@ from torch import nn
 from pipeline.errors import ConfigError
 from pipeline.models import build_network
 from pipeline.models.heads import CoordinateRegressor
+from pipeline.models.registry import resolve_auto
 
 METHODS = ("heatmap", "regression")
 
@@ -25,7 +26,7 @@ def landmark_architecture(experiment: Mapping[str, Any], plan: Mapping[str, Any]
     return {
         "task": "landmarks",
         "method": experiment["landmarks"]["method"],
-        "model": dict(experiment["model"]),
+        "model": resolve_auto(experiment["model"], plan),
         "spatial_dims": int(plan["dimensions"]),
         "in_channels": len(plan["channels"]),
         "num_classes": len(names),

@@ -1,9 +1,12 @@
 """Landmark inference on a preprocessed case, back to world millimetres.
 
 ``heatmap``: sliding-window heatmaps (the shared stitcher without an activation: Gaussian-
-blended windows, mean over the fold ensemble), each landmark at the maximum of its channel refined below the voxel.
+blended windows, mean over the fold ensemble), decoded jointly against the landmark
+configuration learned at training time (:mod:`pipeline.tasks.landmarks.decoding`: candidate
+peaks per channel, the combination that fits the configuration), refined below the voxel.
 ``regression``: start at the image centre, then re-centre a patch on each landmark's
 estimate and regress again (``regression_steps`` times), mean over the fold ensemble.
+Every landmark gets a confidence and a flag (see :mod:`pipeline.tasks.landmarks.decoding`).
 Points on the preprocessed grid go to the world through its geometry (exact inverse of
 the world -> index map used to build the training targets).
 """
@@ -22,8 +25,8 @@ from pipeline.inference.sliding_window import sliding_window
 from pipeline.io.images import Geometry
 from pipeline.preprocessing.case_folder import PreprocessedCase, crop_with_padding
 from pipeline.runtime import autocast
-from pipeline.tasks.landmarks.geometry import index_to_world
-from pipeline.tasks.landmarks.heatmaps import locate_peaks
+from pipeline.tasks.landmarks.configuration import Configuration
+from pipeline.tasks.landmarks.decoding import Decoded, decode_heatmaps, score_points
 from pipeline.tasks.landmarks.table import points_table
 
 
@@ -60,20 +63,25 @@ def locate_landmarks(
     models: Sequence[torch.nn.Module],
     arch: Mapping[str, Any],
     image: np.ndarray,
+    geometry: Geometry,
     settings: Mapping[str, Any],
+    configuration: Configuration | None,
     overlap: float,
     batch_size: int = 2,
     device: torch.device | None = None,
     amp: torch.dtype | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(points, peak values)``: ``(L, dim)`` indices on the image's grid and ``(L,)`` heatmap
-    maxima (NaN for regression). ``settings``: the experiment's ``landmarks`` section."""
+) -> Decoded:
+    """The decoded landmarks of ``image`` ``(C, *spatial)`` on the grid ``geometry``.
+
+    ``settings``: the experiment's ``landmarks`` section; ``configuration``: the one learned
+    from the training landmarks (``None``: each channel's maximum, confidence without the
+    agreement term)."""
     patch = arch["patch_size"]
     if arch["method"] == "regression":
         points = regress_points(models, image, patch, arch["num_classes"], settings["regression_steps"], device, amp)
-        return points, np.full(len(points), np.nan)
+        return score_points(points, geometry, configuration, settings["min_confidence"])
     heatmaps = sliding_window(models, image, patch, overlap, batch_size=batch_size, device=device, amp=amp, activation="none").numpy()
-    return locate_peaks(heatmaps, settings["refinement"], settings["refinement_window"])
+    return decode_heatmaps(heatmaps, geometry, settings, configuration)
 
 
 def predict_case_landmarks(
@@ -81,16 +89,19 @@ def predict_case_landmarks(
     arch: Mapping[str, Any],
     folder: str | os.PathLike[str],
     settings: Mapping[str, Any],
+    configuration: Configuration | None,
     overlap: float,
     batch_size: int = 2,
     device: torch.device | None = None,
     amp: torch.dtype | None = None,
 ) -> pd.DataFrame:
     """Predicted landmarks of a preprocessed case: ``case, landmark, x, y[, z]`` (mm, ITK/LPS),
-    the continuous index on the preprocessed grid (``index_0..``, numpy order) and ``peak``."""
+    the continuous index on the preprocessed grid (``index_0..``, numpy order), ``peak``,
+    ``sharpness``, ``expected_distance_mm``, ``confidence`` and ``flagged``
+    (:class:`~pipeline.tasks.landmarks.decoding.Decoded`)."""
     case = PreprocessedCase(folder)
-    points, values = locate_landmarks(models, arch, case.image, settings, overlap, batch_size, device, amp)
-    world = index_to_world(points, Geometry.from_dict(case.properties["resampled_geometry"]))
-    extra: dict[str, Any] = {f"index_{k}": points[:, k] for k in range(points.shape[1])}
-    extra["peak"] = values
-    return points_table(case.case, arch["landmarks"], world, extra)
+    geometry = Geometry.from_dict(case.properties["resampled_geometry"])
+    decoded = locate_landmarks(models, arch, case.image, geometry, settings, configuration, overlap, batch_size, device, amp)
+    extra: dict[str, Any] = {f"index_{k}": decoded.points[:, k] for k in range(decoded.points.shape[1])}
+    extra.update(decoded.columns())
+    return points_table(case.case, arch["landmarks"], decoded.world, extra)

@@ -1,10 +1,13 @@
 """The landmark experiment's HTML report and the comparison of landmark experiments.
 
-Report (``reports/<experiment>.html``): radial-error summary per landmark, a box plot of
-the errors, learning curves, overlays of the true (green circle) and predicted (red cross)
+Report (``reports/<experiment>.html``): radial-error summary per landmark (median next to
+mean, worst case and success detection rates, so that one jump cannot hide behind a good
+median), the flagged landmarks (confidence below ``min_confidence``), a box plot of the
+errors, learning curves, overlays of the true (green circle) and predicted (red cross)
 points on orthogonal slices of the original image for the worst test cases, the per-case
 table and the experiment's settings. Comparison: the ``all`` rows of every experiment side
-by side and a paired Wilcoxon test of each experiment's errors against the first one's.
+by side with a paired Wilcoxon test of each experiment's errors against the first one's,
+and the same statistics per landmark.
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ from pipeline.tasks.landmarks.table import AXES
 
 TRUE_COLOUR, PREDICTED_COLOUR = "#2ca02c", "#d62728"
 ZOOM_MM = 30.0
+
+
+def flagged_rows(per_case: pd.DataFrame) -> pd.DataFrame:
+    """The per-case rows whose prediction was flagged (none when the table has no ``flagged``)."""
+    if "flagged" not in per_case:
+        return per_case.iloc[:0]
+    flags = per_case["flagged"].astype(str).str.lower().isin(("true", "1"))
+    columns = [c for c in ("case", "landmark", "radial_error_mm", "confidence") if c in per_case]
+    return per_case.loc[flags, columns]
 
 
 def error_boxplot(per_case: pd.DataFrame) -> str:
@@ -125,6 +137,7 @@ def write_landmark_report(
             "SDR: success detection rate, % of points within the radius.",
             table_of(summary),
         ),
+        flagged_section(per_case, settings["landmarks"].get("min_confidence")),
         Section("Errors per landmark", figures=[Figure(error_boxplot(per_case), "Every test case is a dot; dashed lines at 2 and 4 mm.")]),
     ]
     curves = learning_curves(logs)
@@ -144,6 +157,33 @@ def write_landmark_report(
     sections.append(Section("Settings", pre=yaml.safe_dump(json.loads(json.dumps(settings)), sort_keys=False)))
     method = settings["landmarks"]["method"]
     render_page(f"Experiment {experiment} - landmark detection ({method})", f"Dataset: {config['dataset']['name']}", sections, output)
+
+
+def flagged_section(per_case: pd.DataFrame, threshold: float | None) -> Section:
+    """The section listing the flagged test landmarks (or saying that none was)."""
+    flagged = flagged_rows(per_case)
+    rule = f"confidence below min_confidence = {threshold:g}" if threshold is not None else "low confidence"
+    if flagged.empty:
+        return Section("Flagged landmarks", f"No predicted landmark was flagged ({rule}).")
+    text = (
+        f"{len(flagged)} of {len(per_case)} predicted landmarks were flagged ({rule}): their position may be wrong "
+        "(a weak or broad heatmap peak, or far from where the other landmarks put it). They are counted in every statistic above."
+    )
+    return Section("Flagged landmarks", text, table_of(flagged))
+
+
+def per_landmark_comparison(summaries: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per landmark and experiment: median, mean, max (mm), SDR columns and the
+    number of flagged points, so every landmark's worst case is seen next to its median."""
+    rows = []
+    for name, summary in summaries.items():
+        keep = [c for c in summary.columns if c in ("median", "mean", "max", "flagged") or c.startswith("sdr_")]
+        for _, row in summary.iterrows():
+            rows.append({"landmark": row["landmark"], "experiment": name, **{c: row[c] for c in keep}})
+    frame = pd.DataFrame(rows)
+    order = list(dict.fromkeys(frame["landmark"])) if len(frame) else []
+    frame["landmark"] = pd.Categorical(frame["landmark"], order)
+    return frame.sort_values(["landmark"], kind="stable").astype({"landmark": str}).reset_index(drop=True)
 
 
 def comparison_table(per_case: Mapping[str, pd.DataFrame], summaries: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -168,7 +208,12 @@ def comparison_table(per_case: Mapping[str, pd.DataFrame], summaries: Mapping[st
     return pd.DataFrame(rows)
 
 
-def write_landmark_comparison(table: pd.DataFrame, dataset: str, output: str | os.PathLike[str]) -> None:
-    """Render the comparison page of the landmark experiments."""
+def write_landmark_comparison(table: pd.DataFrame, dataset: str, output: str | os.PathLike[str], per_landmark: pd.DataFrame | None = None) -> None:
+    """Render the comparison page of the landmark experiments (``per_landmark``: see :func:`per_landmark_comparison`)."""
     text = "Radial errors (mm) over every test case and landmark; the p-value is a paired Wilcoxon signed-rank test against the first experiment."
-    render_page("Landmark experiments compared", f"Dataset: {dataset}", [Section("All landmarks", text, table_of(table, 3))], output)
+    sections = [Section("All landmarks", text, table_of(table, 3))]
+    if per_landmark is not None:
+        sections.append(
+            Section("Per landmark", "Median, mean and worst radial error (mm), success detection rates (%) and flagged points.", table_of(per_landmark, 2))
+        )
+    render_page("Landmark experiments compared", f"Dataset: {dataset}", sections, output)

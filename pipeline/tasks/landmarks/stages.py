@@ -33,17 +33,21 @@ def check_config(config: Mapping[str, Any], experiment: str) -> None:
 def predict_cases(config: Mapping[str, Any], experiment: str, checkpoints: Sequence[str], case_dirs: Sequence[str], outputs: Sequence[str]) -> None:
     """Predict the landmarks of preprocessed cases with the fold ensemble (loaded once); write one TSV (mm) per case."""
     from pipeline.inference.ensemble import Ensemble
+    from pipeline.tasks.landmarks.configuration import stored_configuration
     from pipeline.tasks.landmarks.models import build_landmark_network
     from pipeline.tasks.landmarks.predict import predict_case_landmarks
 
     settings = config["experiments"][experiment]
     ensemble = Ensemble.load(checkpoints, build_landmark_network, "landmarks", {**settings["inference"], "compile": False})
+    arch = ensemble.state["architecture"]
+    configuration = stored_configuration(ensemble.state, arch["landmarks"], f"checkpoint {checkpoints[0]}")
+    if configuration is None:
+        log.warning("checkpoint %s holds no landmark configuration (trained by an older version): each landmark is its channel's maximum", checkpoints[0])
     for case_dir, output in zip(case_dirs, outputs):
-        arch = ensemble.state["architecture"]
-        write_tsv(
-            output,
-            predict_case_landmarks(ensemble.models, arch, case_dir, settings["landmarks"], settings["inference"]["overlap"], 2, ensemble.device, ensemble.amp),
+        table = predict_case_landmarks(
+            ensemble.models, arch, case_dir, settings["landmarks"], configuration, settings["inference"]["overlap"], 2, ensemble.device, ensemble.amp
         )
+        write_tsv(output, table)
         log.info("wrote %s", output)
 
 
@@ -80,11 +84,9 @@ def compare(
     config: Mapping[str, Any], experiments: Sequence[str], per_case: Sequence[str], summaries: Sequence[str], output: str | os.PathLike[str]
 ) -> pd.DataFrame:
     """Compare landmark experiments (e.g. heatmap against direct regression) on one page."""
-    from pipeline.tasks.landmarks.report import comparison_table, write_landmark_comparison
+    from pipeline.tasks.landmarks.report import comparison_table, per_landmark_comparison, write_landmark_comparison
 
-    table = comparison_table(
-        {e: pd.read_csv(p, sep="\t", dtype={"case": str}) for e, p in zip(experiments, per_case)},
-        {e: pd.read_csv(p, sep="\t") for e, p in zip(experiments, summaries)},
-    )
-    write_landmark_comparison(table, config["dataset"]["name"], output)
+    tables = {e: pd.read_csv(p, sep="\t") for e, p in zip(experiments, summaries)}
+    table = comparison_table({e: pd.read_csv(p, sep="\t", dtype={"case": str}) for e, p in zip(experiments, per_case)}, tables)
+    write_landmark_comparison(table, config["dataset"]["name"], output, per_landmark_comparison(tables))
     return table

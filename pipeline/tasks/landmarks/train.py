@@ -6,25 +6,30 @@ few voxels near a landmark count. ``regression``: encoder + pooled head predicti
 landmark's offset from the patch centre; the loss is the MSE of the offsets (half patch
 sizes). Both see the same patches (``landmark_fraction`` of them around a landmark) for
 the same number of iterations. Validation: mean radial error (mm) on the fold's
-validation cases; the best checkpoint has the lowest.
+validation cases; the best checkpoint has the lowest. The spatial configuration of the
+training cases' landmarks (:mod:`pipeline.tasks.landmarks.configuration`) decodes the
+validation heatmaps and is stored in ``best.pt`` (``landmark_configuration``) for prediction.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from pipeline.models.heads import first_output
+from pipeline.tasks.landmarks.configuration import CHECKPOINT_KEY, Configuration, learn_configuration
 from pipeline.tasks.landmarks.geometry import index_to_world
 from pipeline.tasks.landmarks.models import build_landmark_network, landmark_architecture
 from pipeline.tasks.landmarks.predict import locate_landmarks
 from pipeline.tasks.landmarks.sampling import LandmarkBatches, LandmarkCase, open_cases
 from pipeline.tasks.landmarks.table import case_points, landmark_names, landmark_settings, read_landmarks
 from pipeline.training.augment import build_augmentation
+from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.training.task import FoldTraining
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,7 @@ def radial_errors_mm(
     arch: Mapping[str, Any],
     cases: Sequence[LandmarkCase],
     settings: Mapping[str, Any],
+    configuration: Configuration | None,
     overlap: float,
     batch_size: int,
     device: torch.device,
@@ -53,8 +59,8 @@ def radial_errors_mm(
     """Radial errors ``(cases, L)`` in mm of ``net`` on preprocessed ``cases``."""
     errors = []
     for case in cases:
-        points, _ = locate_landmarks([net], arch, np.asarray(case.image), settings, overlap, batch_size, device)
-        errors.append(np.linalg.norm(index_to_world(points, case.geometry) - index_to_world(case.points, case.geometry), axis=1))
+        decoded = locate_landmarks([net], arch, np.asarray(case.image), case.geometry, settings, configuration, overlap, batch_size, device)
+        errors.append(np.linalg.norm(decoded.world - index_to_world(case.points, case.geometry), axis=1))
     return np.array(errors).reshape(len(cases), -1)
 
 
@@ -77,6 +83,7 @@ class LandmarkTraining(FoldTraining):
         self.train_cases = open_cases(preprocessed, split["train"], points)
         self.val_cases = open_cases(preprocessed, split["val"], points)
         self.overlap = VALIDATION_OVERLAP
+        self.configuration = learn_configuration([points[c] for c in split["train"]], self.names, self.lm["min_spread_mm"])
         log.info("%s landmarks %s, %d training and %d validation cases", self.lm["method"], self.names, len(split["train"]), len(split["val"]))
 
     def build(self) -> torch.nn.Module:
@@ -104,8 +111,14 @@ class LandmarkTraining(FoldTraining):
         return torch.nn.functional.mse_loss(output, target)
 
     def validate(self, net: torch.nn.Module, device: torch.device) -> tuple[dict[str, float], float]:
-        errors = radial_errors_mm(net, self.architecture, self.val_cases, self.lm, self.overlap, self.plan["batch_size"], device)
+        errors = radial_errors_mm(net, self.architecture, self.val_cases, self.lm, self.configuration, self.overlap, self.plan["batch_size"], device)
         if errors.size == 0:
             return {"val_mre_mm": float("nan"), "val_median_mm": float("nan"), "val_score": -float("inf")}, -float("inf")
         score = -float(errors.mean())
         return {"val_mre_mm": float(errors.mean()), "val_median_mm": float(np.median(errors)), "val_score": score}, score
+
+    def finish(self, best: Path, device: torch.device) -> None:
+        """Store the training landmarks' configuration in ``best.pt`` (prediction decodes with it)."""
+        state = load_checkpoint(best)
+        state[CHECKPOINT_KEY] = self.configuration.to_dict()
+        save_checkpoint(best, state)

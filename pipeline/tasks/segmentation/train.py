@@ -26,6 +26,7 @@ from pipeline.inference.ensemble import resolve_mirror
 from pipeline.inference.sliding_window import sliding_window
 from pipeline.losses import build_loss
 from pipeline.models import build_network
+from pipeline.models.registry import resolve_auto
 from pipeline.preprocessing.case_folder import PreprocessedCase
 from pipeline.runtime import amp_dtype, memory_format
 from pipeline.training.augment import build_augmentation
@@ -48,7 +49,7 @@ MIRROR_MIN_SECONDS = 30.0
 def architecture(experiment: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[str, Any]:
     """What a checkpoint must match to be loaded into a model (name, settings, sizes)."""
     return {
-        "model": dict(experiment["model"]),
+        "model": resolve_auto(experiment["model"], plan),
         "spatial_dims": int(plan["dimensions"]),
         "in_channels": len(plan["channels"]),
         "num_classes": len(plan["labels"]),
