@@ -2,9 +2,10 @@
 
 A tiny manifest dataset (12^3 voxel cubes): four training cases, and three test cases - one
 good, one without a label (predicted, never scored), one whose image is corrupt (fails its
-check). With --keep-going everything else is made: the tables and the report hold the good
-case and name the two others, and the run's last step fails naming the corrupt case and
-its file. Fixing that file rescores it without retraining. A copy of the finished folder
+check). The run in which the corrupt case fails its check stops at that case's
+preprocessing (the other cases go on with --keep-going); from the next run on it is left
+out: the tables and the report hold the good case and name the two others, and the run's
+last step fails naming the corrupt case and its file. Fixing that file rescores it without retraining. A copy of the finished folder
 reruns nothing; a deleted intermediate is rebuilt before the next job that needs it.
 """
 
@@ -72,6 +73,10 @@ def snakemake(folder: Path, *args: str, config: str = "config.yaml") -> subproce
 def first_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("outcomes")
     make_dataset(folder)
+    first = snakemake(folder, "--keep-going")
+    assert first.returncode != 0
+    log = (folder / "logs" / "preprocess_case" / "corrupt.log").read_text()
+    assert "case 'corrupt'" in log and "failed its check" in log and "cannot be read" in log
     result = snakemake(folder, "--keep-going")
     return folder, result
 

@@ -64,9 +64,9 @@ rule check_case:
 
 
 # A case that fails its check is recorded as failed (check.json "failed"): the fingerprint
-# refuses a failed training case; a failed test case is left out of the scores here, and the
-# run's verdict (rule verdict) names it once everything else is made.
-checkpoint test_outcomes:
+# refuses a failed training case; a failed test case is left out of the scores (common.smk),
+# and the run's verdict (rule verdict) names it once everything else is made.
+rule test_outcomes:
     input:
         W.test_checks(),
     output:
