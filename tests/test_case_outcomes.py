@@ -24,7 +24,7 @@ import yaml
 
 from pipeline.errors import ConfigError
 from pipeline.workflow import Layout
-from tests.conftest import REPO
+from tests.conftest import REPO, WORKFLOW_CORES
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
@@ -65,7 +65,18 @@ def make_dataset(folder: Path) -> Path:
 
 
 def snakemake(folder: Path, *args: str, config: str = "config.yaml") -> subprocess.CompletedProcess:
-    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(folder), "--configfile", str(folder / config), "--cores", "2", *args]
+    command = [
+        SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(folder),
+        "--configfile",
+        str(folder / config),
+        "--cores",
+        WORKFLOW_CORES,
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
 
 

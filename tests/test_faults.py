@@ -18,6 +18,7 @@ import yaml
 
 from pipeline.io.images import read_image
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint, load_model_weights, save_checkpoint
+from tests.conftest import WORKFLOW_CORES
 from tests.test_workflow import TINY, run_snakemake
 
 
@@ -26,7 +27,7 @@ def run(tmp_path_factory):
     """A finished tiny workflow: every stage's inputs and undisturbed outputs."""
     workdir = tmp_path_factory.mktemp("faults")
     (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
-    result = run_snakemake(workdir, "--cores", "2")
+    result = run_snakemake(workdir, "--cores", WORKFLOW_CORES)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
 

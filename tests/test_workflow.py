@@ -15,7 +15,7 @@ import yaml
 
 from pipeline.config import validate_config
 from pipeline.workflow import config_text
-from tests.conftest import REPO
+from tests.conftest import REPO, WORKFLOW_CORES
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
@@ -44,7 +44,7 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.C
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("workflow")
     (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
-    result = run_snakemake(workdir, "--cores", "2")
+    result = run_snakemake(workdir, "--cores", WORKFLOW_CORES)
     assert result.returncode == 0, result.stderr[-4000:]
     # every job reads results/config.json: it was written before the first of them
     assert (workdir / "results/config.json").stat().st_mtime_ns <= (workdir / "results/demo/brain/manifest.tsv").stat().st_mtime_ns
@@ -90,7 +90,7 @@ def test_predict_target_segments_new_images_on_their_own_grid(finished_run):
     settings["predict"] = {"experiment": "tiny", "input": str(new)}
     config.write_text(yaml.safe_dump(settings))
     try:
-        result = run_snakemake(finished_run, "--cores", "2", "predict")
+        result = run_snakemake(finished_run, "--cores", WORKFLOW_CORES, "predict")
     finally:
         settings.pop("predict")
         config.write_text(yaml.safe_dump(settings))

@@ -9,7 +9,7 @@ import yaml
 from pipeline.__main__ import main
 from pipeline.errors import CaseError
 from pipeline.io.check import check_case, class_voxel_counts
-from tests.conftest import blob_case, write_volume
+from tests.conftest import WORKFLOW_CORES, blob_case, write_volume
 from tests.test_workflow import run_snakemake
 
 LABELS = {0: "background", 1: "outer", 2: "inner"}
@@ -85,7 +85,7 @@ def test_with_keep_going_a_bad_case_fails_alone(tiny_dataset, tmp_path):
     workdir.mkdir()
     (workdir / "config.yaml").write_text(_config(tmp_path, tiny_dataset).read_text(encoding="utf-8"))
     targets = [f"results/cases/c{i}/check.json" for i in range(4)]
-    result = run_snakemake(workdir, "--cores", "2", "--keep-going", *targets, timeout=300)
+    result = run_snakemake(workdir, "--cores", WORKFLOW_CORES, "--keep-going", *targets, timeout=300)
     # The workflow records a failed check (the fingerprint and the run's verdict then name
     # the case, tests/test_case_outcomes.py); the other cases' checks are made all the same.
     assert result.returncode == 0, result.stderr[-3000:]

@@ -66,10 +66,34 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1024**2
 
 
+def stage_processes(pid: int) -> int:
+    """How many descendants of ``pid`` run a stage (``python -m pipeline ...``): the jobs running now."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    children.setdefault(int(handle.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    count, stack = 0, list(children.get(pid, []))
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        count += argv[1:3] == [b"-m", b"pipeline"]
+        stack += children.get(p, [])
+    return count
+
+
 def run_stress(cases: int, workdir: str | Path) -> dict:
     """Generate ``cases`` cases under ``workdir``, run the whole workflow on them with
     ``--cores 2 --keep-going``; return exit code, failed jobs, the last progress line,
-    wall seconds and the peak memory (MB) of Snakemake and all its jobs together."""
+    wall seconds, the peak memory (MB) of Snakemake and all its jobs together and the most
+    stage processes (jobs) seen running at once."""
     root = Path(workdir)
     root.mkdir(parents=True, exist_ok=True)
     manifest = make_cases(root / "data", cases, 10)
@@ -93,11 +117,12 @@ def run_stress(cases: int, workdir: str | Path) -> dict:
     ]
     tic = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = [0.0]
+    peak, most = [0.0], [0]
 
     def sample() -> None:
         while process.poll() is None:
             peak[0] = max(peak[0], tree_rss_mb(process.pid))
+            most[0] = max(most[0], stage_processes(process.pid))
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -112,6 +137,7 @@ def run_stress(cases: int, workdir: str | Path) -> dict:
         "done": done[-1] if done else "not finished",
         "seconds": seconds,
         "peak_mb": peak[0],
+        "most_jobs": most[0],
         "output": output,
     }
 
@@ -124,6 +150,7 @@ def main() -> None:
     result = run_stress(args.cases, args.workdir)
     print(f"cases: {args.cases}; exit code {result['returncode']}; failed jobs: {result['failed']}; {result['done']}")
     print(f"wall time: {result['seconds']:.0f} s; peak memory of Snakemake and all jobs together: {result['peak_mb']:.0f} MB")
+    print(f"most jobs running at once: {result['most_jobs']} (--cores 2)")
 
 
 if __name__ == "__main__":

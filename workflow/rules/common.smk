@@ -11,7 +11,7 @@ from snakemake.settings.types import DeploymentMethod
 from pipeline.config import resolve_paths, validate_config
 from pipeline.errors import PipelineError
 from pipeline.io.cases import CASE_ID
-from pipeline.workflow import Layout, chunk_resources, config_text, install_fast_group_checks, pipeline_command, write_if_changed
+from pipeline.workflow import Layout, chunk_resources, config_text, install_fast_group_checks, install_single_job_accounting, pipeline_command, write_if_changed
 from pipeline.workflow import params as triggers
 
 # Relative dataset paths are relative to the (last) config file's folder, as by hand.
@@ -26,6 +26,9 @@ config.update(W.config)
 # Snakemake's group checks are quadratic in the cohort; a linear one replaces them where
 # the group graph is acyclic (pipeline/workflow/groups.py).
 install_fast_group_checks()
+# Snakemake 9 leaks cores when one job is ready and then runs more jobs than --cores allows;
+# this makes it count them (pipeline/workflow/scheduling.py).
+install_single_job_accounting()
 
 # The resolved config that every `python -m pipeline` call reads; written when jobs are
 # about to run (never by a dry run), and only when its text changed.
@@ -62,10 +65,10 @@ def predict_targets(wildcards):
 
 # Which test cases passed their check: a test case whose check file records a failure is
 # left out of the scores (predicted for scoring, evaluated and reported only if it passed);
-# the run's verdict names it. Read when the DAG is built, not through a checkpoint: after a
-# checkpoint, Snakemake 9 runs more jobs at once than --cores and --resources allow (measured;
-# see workflow/benchmarks/RESULTS.md). So a case that fails its check in this run fails its
-# preprocessing job here, and is left out from the next run on.
+# the run's verdict names it. Read when the DAG is built, not through a checkpoint (after a
+# checkpoint Snakemake 9 ran more jobs at once than --cores allow, workflow/benchmarks/RESULTS.md).
+# So a case that fails its check in this run fails its preprocessing job here, and is left
+# out from the next run on.
 OUTCOMES = "results/cases/test_outcomes.json"
 
 
