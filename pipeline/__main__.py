@@ -30,7 +30,7 @@ STAGES: dict[str, tuple[str, list[tuple[str, dict]]]] = {
             ("--record-failure", {"action": "store_true", "help": "write a failed check into --output instead of failing"}),
         ],
     ),
-    "test-outcomes": ("which test cases passed their check and which failed", [("--checks", MANY), ("--output", {"required": True})]),
+    "test-outcomes": ("which test cases passed their check and which failed", [("--checks", {"nargs": "*", "default": []}), ("--output", {"required": True})]),
     "verdict": (
         "fail naming the test cases that failed their check (the run's last step)",
         [("--outcomes", {"required": True}), ("--output", {"required": True})],

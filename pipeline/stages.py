@@ -250,7 +250,13 @@ def report(
         for c in table.index[table["split"] == "test"]
         if str(c) not in scored
     }
-    inputs = ReportInputs(per_case, summary, logs, _read_json(plans), output, predictions, images, labels, unscored)
+    notes = []
+    if not (table["split"] == "test").any():
+        from pipeline.workflow.cross_validation import evaluation_note
+
+        trained = config["experiments"][experiment]["training"]["folds"]
+        notes.append(evaluation_note(len(scored), int((table["split"] == "train").sum()), trained, config["plan"]["folds"]))
+    inputs = ReportInputs(per_case, summary, logs, _read_json(plans), output, predictions, images, labels, unscored, notes)
     task_of(config, experiment).report(config, experiment, inputs)
 
 

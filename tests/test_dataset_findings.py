@@ -121,7 +121,7 @@ def test_report_shows_the_dataset_findings_of_the_plan(tmp_path):
     fingerprint, plan = _fingerprint_and_plan(config, _check_all(config, list(cases)))
     inputs = make_inputs(tmp_path)
     output = tmp_path / "report.html"
-    write_experiment_report("unet", inputs.config, inputs.per_case, inputs.summary, inputs.logs, plan, Conventions(), output)
+    write_experiment_report(inputs.results(), plan, Conventions(), output)
     html = output.read_text(encoding="utf-8")
     parse_strict(html)
     assert 'id="warnings"' in html

@@ -86,9 +86,9 @@ def test_prediction_files_and_chunks_follow_each_experiments_task():
     assert [e for e in ("seg", "seg2", "lm", "dn", "seg2x") if pattern.match(e)] == ["seg2", "lm"]
     suffix = re.compile(f"^(?:{layout.suffix_pattern()})$")
     assert all(suffix.match(s) for s in (".nii.gz", ".tsv", ".npz")) and not suffix.match(".nii")
-    assert layout.prediction_checkpoints("lm", ".tsv") == layout.fold_checkpoints("lm")
+    assert layout.prediction_checkpoints("lm", ".tsv", "brain_004") == layout.fold_checkpoints("lm")
     with pytest.raises(ConfigError, match=r"predicts <case>\.tsv files"):
-        layout.prediction_checkpoints("lm", ".nii.gz")
+        layout.prediction_checkpoints("lm", ".nii.gz", "brain_004")
 
 
 def test_checkpoints_logs_and_init_from():

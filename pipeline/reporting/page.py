@@ -5,6 +5,7 @@ figures inline)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,10 +13,12 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+import yaml
 
 from pipeline.atomic import write_text
 from pipeline.reporting import provenance
 from pipeline.reporting.report import TEMPLATES, format_number
+from pipeline.reporting.results import ExperimentResults
 
 
 @dataclasses.dataclass
@@ -64,6 +67,17 @@ def render_page(title: str, subtitle: str, sections: Sequence[Section], output: 
         device=provenance.device_description(),
     )
     write_text(output, html)
+
+
+def render_experiment_page(results: ExperimentResults, title: str, sections: Sequence[Section], output: str | os.PathLike[str]) -> None:
+    """Write an experiment's page (atomically): ``sections`` after a section on how the cases
+    were scored and which test cases are not (when there is anything to say), then the
+    experiment's settings."""
+    warnings = results.warnings()
+    first = [Section("How the cases were scored" if results.notes else "Test cases not scored", "; ".join(warnings) + ".")] if warnings else []
+    settings = Section("Settings", pre=yaml.safe_dump(json.loads(json.dumps(results.settings)), sort_keys=False))
+    subtitle = f"Dataset: {results.config['dataset']['name']}"
+    render_page(f"Experiment {results.experiment} - {title}", subtitle, [*first, *sections, settings], output)
 
 
 def read_logs(paths: Sequence[str | os.PathLike[str]]) -> dict[str, pd.DataFrame]:

@@ -15,6 +15,7 @@ import yaml
 
 from pipeline.atomic import write_text
 from pipeline.reporting import figures, overlays, provenance
+from pipeline.reporting.results import ExperimentResults
 
 TEMPLATES = Path(__file__).parent / "templates"
 HEADLINE = ("dice", "iou", "hd95")
@@ -105,27 +106,23 @@ def headline_rows(summary: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def write_experiment_report(
-    experiment: str,
-    config: Mapping[str, Any],
-    per_case: pd.DataFrame,
-    summary: pd.DataFrame,
-    training_logs: Mapping[str, pd.DataFrame],
+    results: ExperimentResults,
     plan: Mapping[str, Any],
     conventions: Any,
     output: str | os.PathLike[str],
     case_files: Mapping[str, overlays.CaseFiles] | None = None,
     worst_cases: int = 3,
-    unscored: Mapping[str, str] | None = None,
 ) -> None:
-    """Render ``reports/<experiment>.html`` (atomically).
+    """Render ``reports/<experiment>.html`` of a segmentation experiment (atomically).
 
     Per-case rows are sorted worst first (lowest mean Dice over the evaluable classes). The
     gallery shows the ``worst_cases`` worst cases, drawn from ``case_files`` (case id -> its
     image, reference and prediction files); without ``case_files`` there is no gallery. A
     warning list at the top names the classes the summary could not evaluate and the
     dataset findings of the plan (:func:`report_warnings`), then the test cases that are
-    not scored (``unscored``: case -> why).
+    not scored.
     """
+    experiment, config, per_case, summary = results.experiment, results.config, results.per_case, results.summary
     excluded = not_evaluable(summary)
     scored = per_case[~per_case["class"].astype(str).isin(list(excluded))]
     case_dice = scored.groupby("case", sort=False)["dice"].mean().reindex(per_case["case"].unique())
@@ -163,13 +160,13 @@ def write_experiment_report(
             config_text=yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False),
             plan_text=json.dumps(plan, indent=2),
             headline=headline_rows(summary),
-            warnings=report_warnings(summary, plan) + [f"test case {c} is not scored: {why}" for c, why in (unscored or {}).items()],
+            warnings=report_warnings(summary, plan) + results.warnings(),
             summary_columns=list(summary.columns),
             summary=summary.assign(**({"note": summary["note"].map(_text)} if "note" in summary.columns else {})).to_dict("records"),
             columns=columns,
             cases=ranked[columns].to_dict("records"),
             n_cases=int(per_case["case"].nunique()),
-            curves=figures.learning_curves(training_logs),
+            curves=figures.learning_curves(results.logs),
             strips=figures.metric_strips(per_case, ["dice", "iou", "hd95", "assd"]),
             volume=figures.metric_vs_volume(per_case),
             gallery=overlays.gallery(per_case, case_files, worst_cases) if case_files is not None else None,

@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.reporting.results import ExperimentResults
+
 Config = Mapping[str, Any]
 Path_ = str | os.PathLike[str]
 
@@ -38,6 +40,7 @@ class ReportInputs:
             same order): their first-channel images and references, else from the dataset table.
         unscored: test cases of the dataset that are not in the tables, with the reason
             (failed its check; no reference).
+        notes: lines on how the experiment was scored (cross-validation without test cases).
     """
 
     per_case: Path_
@@ -49,6 +52,7 @@ class ReportInputs:
     images: Sequence[str] = ()
     labels: Sequence[str] = ()
     unscored: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    notes: Sequence[str] = ()
 
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The per-case table (case ids as text) and the summary."""
@@ -59,6 +63,11 @@ class ReportInputs:
         from pathlib import Path
 
         return {Path(p).parent.name: pd.read_csv(p, sep="\t") for p in self.logs}
+
+    def results(self, config: Config, experiment: str) -> ExperimentResults:
+        """The experiment's tables, training logs and unscored cases, read."""
+        per_case, summary = self.tables()
+        return ExperimentResults(experiment, config, per_case, summary, self.training_logs(), dict(self.unscored), list(self.notes))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,19 +127,25 @@ def lazy(module: str, function: str) -> Callable[..., Any]:
 def task_of_modules(
     name: str,
     prediction_suffix: str,
-    settings_key: str | None,
-    training_keys: tuple[str, ...],
-    prediction_keys: tuple[str, ...],
-    package: str,
     summarize: str,
     training: str,
     compare_output: str | None = None,
+    settings_key: str | None = "",
+    training_keys: tuple[str, ...] | None = None,
+    prediction_keys: tuple[str, ...] | None = None,
 ) -> Task:
-    """A :class:`Task` whose training is the class ``<package>.train.<training>`` (a
-    :class:`~pipeline.training.task.TaskTraining`), whose stage functions live in
-    ``<package>.stages`` (``check_config``, ``predict_cases``, ``evaluation_reference``,
-    ``evaluate_case``, ``report`` and, with a ``compare_output``, ``compare``) and the
-    function ``summarize`` (``module:function``), each imported on first use."""
+    """A :class:`Task` of the package ``pipeline.tasks.<name>``: its training is the class
+    ``<package>.train.<training>`` (a :class:`~pipeline.training.task.TaskTraining`), its stage
+    functions live in ``<package>.stages`` (``check_config``, ``predict_cases``,
+    ``evaluation_reference``, ``evaluate_case``, ``report`` and, with a ``compare_output``,
+    ``compare``) and the function ``summarize`` (``module:function``), each imported on first
+    use. ``settings_key`` defaults to ``name`` (``None``: no section of its own), the training
+    keys to ``model``, that section and ``training``, the prediction keys to that section."""
+    settings_key = name if settings_key == "" else settings_key
+    own = (settings_key,) if settings_key else ()
+    training_keys = ("model", *own, "training") if training_keys is None else training_keys
+    prediction_keys = own if prediction_keys is None else prediction_keys
+    package = f"pipeline.tasks.{name}"
     stages = f"{package}.stages"
     module, function = summarize.split(":")
     return Task(

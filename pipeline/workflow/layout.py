@@ -13,11 +13,14 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError
 from pipeline.io.cases import CASE_ID
 from pipeline.io.dataset import dataset_table, manifest_path
 from pipeline.tasks import TASKS
 from pipeline.tasks.base import Task
+from pipeline.workflow.cross_validation import held_out_cases, validation_folds
+from pipeline.workflow.new_images import predict_inputs, predict_targets
+from pipeline.workflow.paths import local_path, made_by_workflow
 
 Config = Mapping[str, Any]
 
@@ -33,19 +36,6 @@ def _alternatives(values: list[str], nothing: str = "(?!)") -> str:
     return "|".join(re.escape(v) for v in values) or nothing
 
 
-def _local(path: str) -> str:
-    """``path`` relative to the working folder where it lies inside it, else as given: the
-    file names Snakemake records then stay the same when the folder is moved or copied."""
-    full = os.path.abspath(path)
-    here = os.getcwd()
-    return os.path.relpath(full, here) if os.path.commonpath([here, full]) == here else path
-
-
-def _made_by_workflow(path: str) -> bool:
-    """Whether the workflow writes ``path`` (everything it writes lies under ``results/``)."""
-    return os.path.normpath(path).split(os.sep)[0] == "results"
-
-
 class Layout:
     """What the rules wire, from the validated ``config``.
 
@@ -57,9 +47,11 @@ class Layout:
         unlabelled: the test cases without a label (predicted, never preprocessed with
             one); a training case must have one.
         experiments: experiment names, in config order.
-        chunks: ``(experiment, [test cases])`` of every prediction job that handles
-            several cases (``inference.cases_per_job`` > 1), any task; experiments sorted
-            by name (the chunk's index names its rule).
+        chunks: ``(experiment, [cases])`` of every prediction job that handles several
+            cases (``inference.cases_per_job`` > 1), any task, each predicted by the same
+            checkpoints; experiments sorted by name (the chunk's index names its rule).
+        cross_validated: the dataset has no test cases; each experiment is scored on the
+            training cases that its trained folds held out, predicted by that fold.
         predict_inputs: ``{case: [channel files]}`` of the ``predict`` target.
         predict_ending: file ending of the ``predict`` target's outputs.
     """
@@ -72,8 +64,9 @@ class Layout:
         cases = dataset_table(config)
         self.train_cases = list(cases.index[cases["split"] == "train"])
         self.test_cases = list(cases.index[cases["split"] == "test"])
-        if not self.test_cases:
-            raise ConfigError(f"the dataset has no test cases: mark some with split=test in {manifest_path(config)}")
+        # Without test cases, scored by cross-validation (pipeline/workflow/cross_validation.py).
+        self.cross_validated = not self.test_cases
+        self._fold_of = validation_folds(self.train_cases, config["plan"]) if self.cross_validated else {}
         labels = dict(zip(cases.index, cases["label"]))
         missing = [c for c in self.train_cases if not labels[c]]
         if missing:
@@ -85,28 +78,47 @@ class Layout:
         self.experiments = list(config["experiments"])
         self._task = {e: self._task_of(e) for e in self.experiments}
         self._case_files = {
-            case: [_local(f) for f in [*channels, *([label] if label else [])]]
+            case: [local_path(f) for f in [*channels, *([label] if label else [])]]
             for case, label, *channels in zip(cases.index, cases["label"], *(cases[c] for c in self.channels))
+        }
+        used = {t.name: t for t in self._task.values()}
+        # Files each task's evaluation reads besides the prediction, per evaluated case (from
+        # the case's row of the dataset table).
+        evaluated = self.test_cases or self.train_cases
+        rows = {c: cases.loc[c] for c in evaluated}
+        self._references = {
+            name: {c: [local_path(str(f)) for f in task.evaluation_reference(config, rows[c])] for c in evaluated} for name, task in used.items()
+        }
+        # Cases scored per experiment: the test cases its task's evaluation has a reference
+        # for, else the training cases its trained folds held out.
+        self._scored = {
+            e: [
+                c
+                for c in (
+                    held_out_cases(self.train_cases, self._fold_of, config["experiments"][e]["training"]["folds"]) if self.cross_validated else self.test_cases
+                )
+                if self._references[self._task[e].name][c]
+            ]
+            for e in self.experiments
         }
         self.chunks: list[tuple[str, list[str]]] = []
         for experiment in sorted(self.experiments):  # numbered the same whatever the key order
             size = config["experiments"][experiment]["inference"]["cases_per_job"]
-            if size > 1:
-                self.chunks += [(experiment, self.test_cases[i : i + size]) for i in range(0, len(self.test_cases), size)]
-        used = {t.name: t for t in self._task.values()}
-        # Files each task's evaluation reads besides the prediction, per test case (from
-        # the case's row of the dataset table).
-        rows = {c: cases.loc[c] for c in self.test_cases}
-        self._references = {
-            name: {c: [_local(str(f)) for f in task.evaluation_reference(config, rows[c])] for c in self.test_cases} for name, task in used.items()
-        }
-        # Test cases scored per task: those its evaluation has a reference for.
-        self._scored = {name: [c for c in self.test_cases if refs[c]] for name, refs in self._references.items()}
+            for group in self._prediction_groups(experiment):
+                self.chunks += [(experiment, group[i : i + size]) for i in range(0, len(group), size)] if size > 1 else []
         reports = {f"reports/{e}.html" for e in self.experiments}
         clash = sorted(reports & {t.compare_output for t in self.tasks.values() if t.compare_output})
         if clash:
             raise ConfigError(f"experiment name(s) {[c[8:-5] for c in clash]} are not allowed: {clash} is a comparison page")
-        self.predict_inputs, self.predict_ending = self._predict_inputs()
+        self.predict_inputs, self.predict_ending = predict_inputs(config, len(self.channels))
+
+    def _prediction_groups(self, experiment: str) -> list[list[str]]:
+        """The cases predicted for scoring, in groups that the same checkpoints predict: the
+        test cases, or (cross-validation) the held-out cases of each trained fold."""
+        if not self.cross_validated:
+            return [self.test_cases]
+        cases = self._scored[experiment]
+        return [[c for c in cases if self._fold_of[c] == k] for k in sorted({self._fold_of[c] for c in cases})]
 
     def _task_of(self, experiment: str) -> Task:
         name = self.config["experiments"][experiment]["task"]
@@ -206,7 +218,7 @@ class Layout:
         reach training through preprocessing."""
         per_case = [set(files) for files in self._references[self._task[experiment].name].values()]
         shared = set.intersection(*per_case) if per_case else set()
-        return sorted(f for f in shared if os.path.exists(f) or _made_by_workflow(f))
+        return sorted(f for f in shared if os.path.exists(f) or made_by_workflow(f))
 
     # Prediction and evaluation
 
@@ -215,12 +227,14 @@ class Layout:
         return f"results/predictions/{experiment}/{case}{self._task[experiment].prediction_suffix}"
 
     def scored_cases(self, experiment: str) -> list[str]:
-        """The test cases that the experiment's task can score (it has their reference),
-        in manifest order."""
-        return self._scored[self._task[experiment].name]
+        """The cases the experiment is scored on, in manifest order: the test cases that its
+        task can score (it has their reference), or, without test cases, the training cases
+        that its trained folds held out (cross-validation)."""
+        return self._scored[experiment]
 
     def _scored_passed(self, experiment: str, passed: list[str] | None) -> list[str]:
-        keep = set(self.test_cases if passed is None else passed)
+        # A training case that fails its check stops the fingerprint: only test cases are left out.
+        keep = set(self.test_cases if passed is None else passed) | set(self.train_cases)
         return [c for c in self.scored_cases(experiment) if c in keep]
 
     def predictions(self, experiment: str, passed: list[str] | None = None) -> list[str]:
@@ -246,8 +260,9 @@ class Layout:
         """Wildcard pattern of the prediction endings of the tasks in use."""
         return _alternatives(sorted({t.prediction_suffix for t in self._task.values()}))
 
-    def prediction_checkpoints(self, experiment: str, suffix: str) -> list[str]:
-        """The checkpoints that predict a case of ``experiment`` as ``<case><suffix>``.
+    def prediction_checkpoints(self, experiment: str, suffix: str, case: str) -> list[str]:
+        """The checkpoints that predict ``case`` of ``experiment`` as ``<case><suffix>``: the
+        fold ensemble, or (cross-validation) the fold that held the case out.
 
         Raises:
             ConfigError: ``suffix`` is not the prediction ending of the experiment's task.
@@ -255,38 +270,16 @@ class Layout:
         expected = self._task[experiment].prediction_suffix
         if suffix != expected:
             raise ConfigError(f"experiment {experiment!r} ({self._task[experiment].name}) predicts <case>{expected} files, not <case>{suffix}")
+        if self.cross_validated and case in self._fold_of:
+            return [f"results/models/{experiment}/fold_{self._fold_of[case]}/best.pt"]
         return self.fold_checkpoints(experiment)
 
     def evaluation_references(self, experiment: str, case: str) -> list[str]:
         """Files the evaluation of a case reads besides the prediction
         (``TASKS[task].evaluation_reference``) that exist or that the workflow makes."""
         files = self._references[self._task[experiment].name][case]
-        return [f for f in files if os.path.exists(f) or _made_by_workflow(f)]
-
-    # The `predict` target: new images
-
-    def _predict_inputs(self) -> tuple[dict[str, list[str]], str]:
-        settings = self.config["predict"]
-        if not settings["input"]:
-            return {}, ".nii.gz"
-        from pipeline.io.inputs import collect_inputs, output_suffix
-
-        try:
-            cases = collect_inputs(settings["input"], len(self.channels))
-        except PipelineError as err:
-            raise ConfigError(f"predict.input: {err}") from None
-        return {c: [_local(str(f)) for f in files] for c, files in cases.items()}, output_suffix(next(iter(cases.values()))[0])
+        return [f for f in files if os.path.exists(f) or made_by_workflow(f)]
 
     def predict_targets(self) -> list[str]:
-        """Outputs of the ``predict`` target.
-
-        Raises:
-            ConfigError: ``predict.experiment`` or ``predict.input`` is not set, or the
-                experiment does not exist.
-        """
-        settings = self.config["predict"]
-        if not settings["experiment"] or not settings["input"]:
-            raise ConfigError("the predict target needs predict.experiment and predict.input in the config")
-        if settings["experiment"] not in self.config["experiments"]:
-            raise ConfigError(f"predict.experiment {settings['experiment']!r} is not one of the experiments {self.experiments}")
-        return [f"results/predict/{settings['experiment']}/{c}{self.predict_ending}" for c in self.predict_inputs]
+        """Outputs of the ``predict`` target (:func:`pipeline.workflow.new_images.predict_targets`)."""
+        return predict_targets(self.config, self.predict_inputs, self.predict_ending)

@@ -75,13 +75,14 @@ def test_references_all_background_leave_nothing_to_score(tmp_path):
 
 def test_report_shows_a_warning_for_the_class_it_could_not_evaluate(tmp_path):
     from pipeline.reporting.report import write_experiment_report
+    from pipeline.reporting.results import ExperimentResults
 
     ref, pred = _write_cases(tmp_path)
     per_case, _ = evaluate_paths(ref, pred, tmp_path / "eval.tsv", labels=LABELS)
     summary = pd.read_csv(tmp_path / "eval_summary.tsv", sep="\t")  # as the report stage reads it
     config = {"dataset": {"name": "absent class"}, "experiments": {"unet": {}}, "report": {"worst_cases": 1}}
     output = tmp_path / "unet.html"
-    write_experiment_report("unet", config, per_case, summary, {}, {"patch_size": [8, 8, 8]}, Conventions(), output)
+    write_experiment_report(ExperimentResults("unet", config, per_case, summary), {"patch_size": [8, 8, 8]}, Conventions(), output)
     html = output.read_text(encoding="utf-8")
     parse_strict(html)
     assert 'id="warnings"' in html and "lesion: not evaluable: class &#39;lesion&#39; is absent from every test reference" in html

@@ -8,9 +8,10 @@ import torch
 
 from pipeline.io.images import Geometry
 from pipeline.tasks.landmarks.configuration import Configuration, learn_configuration, stored_configuration
-from pipeline.tasks.landmarks.decoding import decode_heatmaps, local_maxima, select_jointly
+from pipeline.tasks.landmarks.decoding import decode_heatmaps, fold_spread_mm, local_maxima, select_jointly
 from pipeline.tasks.landmarks.geometry import index_metric, index_to_world
 from pipeline.tasks.landmarks.heatmaps import gaussian_heatmaps, locate_peaks
+from pipeline.tasks.landmarks.predict import Locator
 from pipeline.tasks.landmarks.table import LandmarkError
 
 # 2D grid, 1.5 x 1 mm pixels, origin away from zero: world = origin + (x, y) * spacing.
@@ -87,6 +88,38 @@ def test_a_landmark_far_from_where_the_others_expect_it_is_flagged() -> None:
     decoded = decode_heatmaps(heatmaps, GEOMETRY, SETTINGS, configuration())
     assert decoded.flagged.tolist() == [False, False, True]
     assert decoded.expected_distance_mm[2] > 8.0 and decoded.peak[2] == pytest.approx(1.0)
+
+
+def channel_picker(channels: list[int], inputs: int) -> torch.nn.Module:
+    """A "fold model": a 1x1 convolution whose output k is input channel ``channels[k]``."""
+    conv = torch.nn.Conv2d(inputs, len(channels), 1, bias=False)
+    with torch.no_grad():
+        conv.weight.zero_()
+        for k, c in enumerate(channels):
+            conv.weight[k, c] = 1.0
+    return conv.eval()
+
+
+def test_folds_that_disagree_flag_the_landmark_and_folds_that_agree_do_not() -> None:
+    moved = TRUTH.copy()
+    moved[2] += [8.0, 0.0]  # the second fold puts C 12 mm lower
+    image = np.concatenate([gaussian_heatmaps(TRUTH, GEOMETRY.shape_numpy, METRIC, 3.0), gaussian_heatmaps(moved, GEOMETRY.shape_numpy, METRIC, 3.0)])
+    folds = [channel_picker([0, 1, 2], 6), channel_picker([0, 1, 5], 6)]
+    arch = {"method": "heatmap", "patch_size": [32, 32], "num_classes": 3}
+    one = Locator(folds[:1], arch, SETTINGS, None, 0.5).locate(image.astype(np.float32), GEOMETRY)
+    assert np.isnan(one.fold_spread_mm).all() and not one.flagged.any()
+    both = Locator(folds, arch, SETTINGS, None, 0.5).locate(image.astype(np.float32), GEOMETRY)
+    assert both.fold_spread_mm[:2] == pytest.approx([0.0, 0.0], abs=0.05)
+    assert both.fold_spread_mm[2] == pytest.approx(12.0 / np.sqrt(2), abs=0.3)  # one fold at the ensemble's peak, one 12 mm off
+    assert both.flagged.tolist() == [False, False, True]
+    np.testing.assert_allclose(both.world[:2], one.world[:2], atol=1e-4)
+
+
+def test_fold_spread_is_the_rms_distance_from_the_ensemble() -> None:
+    ensemble = np.zeros((2, 3))
+    folds = [np.array([[3.0, 0, 0], [0, 0, 0]]), np.array([[0, 4.0, 0], [0, 0, 0]])]
+    np.testing.assert_allclose(fold_spread_mm(ensemble, folds), [np.sqrt(12.5), 0.0])
+    assert np.isnan(fold_spread_mm(ensemble, folds[:1])).all()
 
 
 def test_configuration_is_learned_exactly_and_survives_a_checkpoint(tmp_path) -> None:

@@ -19,7 +19,7 @@ from pipeline.tasks.denoise.metrics import psnr, ssim
 from pipeline.tasks.landmarks.configuration import stored_configuration
 from pipeline.tasks.landmarks.geometry import index_to_world
 from pipeline.tasks.landmarks.models import build_landmark_network
-from pipeline.tasks.landmarks.predict import predict_case_landmarks
+from pipeline.tasks.landmarks.predict import Locator
 from pipeline.tasks.landmarks.sampling import LandmarkBatches, LandmarkCase, offsets_from_centre
 
 torch.set_num_threads(1)
@@ -91,7 +91,7 @@ def test_train_and_predict(tmp_path: Path, method: str) -> None:
     configuration = stored_configuration(state, arch["landmarks"])  # learned from c0 and c1: B - A is the same in both
     np.testing.assert_allclose(configuration.offsets[0, 1], index_to_world(POINTS, GEOMETRY)[1] - index_to_world(POINTS, GEOMETRY)[0], atol=1e-9)
     assert configuration.cases == 2
-    table = predict_case_landmarks(models, arch, tmp_path / "pre" / "c2", config["experiments"]["lm"]["landmarks"], configuration, 0.25)
+    table = Locator(models, arch, config["experiments"]["lm"]["landmarks"], configuration, 0.25).predict_case(tmp_path / "pre" / "c2")
     assert list(table.columns[:5]) == ["case", "landmark", "x", "y", "z"] and list(table["landmark"]) == ["A", "B"]
     assert np.isfinite(table[["x", "y", "z"]].to_numpy()).all()
     assert {"confidence", "flagged"} <= set(table.columns) and table["confidence"].between(0, 1).all()

@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.evaluation import Conventions, evaluate_case, summarize
 from pipeline.reporting.overlays import CaseFiles
+from pipeline.reporting.results import ExperimentResults
 from tests.conftest import blob_case, write_volume
 
 LABELS = {0: "background", 1: "liver", 2: "tu<mour>&"}
@@ -29,6 +30,10 @@ class ReportInputs:
     files: dict[str, CaseFiles]
     logs: dict[str, pd.DataFrame]
     config: dict
+
+    def results(self, experiment: str = "unet") -> ExperimentResults:
+        """The tables and logs as the report reads them."""
+        return ExperimentResults(experiment, self.config, self.per_case, self.summary, self.logs)
 
 
 def predicted(label: np.ndarray, index: int) -> np.ndarray:
@@ -84,8 +89,5 @@ def experiment_report(report_inputs: ReportInputs) -> Path:
     from pipeline.reporting.report import write_experiment_report
 
     output = report_inputs.folder / "reports" / "unet.html"
-    write_experiment_report(
-        "unet", report_inputs.config, report_inputs.per_case, report_inputs.summary, report_inputs.logs,
-        {"patch_size": [8, 8, 8]}, Conventions(), output, case_files=report_inputs.files, worst_cases=2,
-    )  # fmt: skip
+    write_experiment_report(report_inputs.results(), {"patch_size": [8, 8, 8]}, Conventions(), output, case_files=report_inputs.files, worst_cases=2)
     return output

@@ -1,12 +1,13 @@
 # Inference on the case's original grid, for every task (the file ending is the task's):
-# one job per experiment and test case, or, for an experiment with inference.cases_per_job
+# one job per experiment and test case (without test cases: per held-out training case,
+# predicted by the fold that held it out), or, for an experiment with inference.cases_per_job
 # > 1, one job per chunk of test cases that loads the models once (worth it on a GPU, where
 # starting a process costs seconds).
 
 
 rule predict_case:
     input:
-        checkpoints=lambda wildcards: W.prediction_checkpoints(wildcards.experiment, wildcards.suffix),
+        checkpoints=lambda wildcards: W.prediction_checkpoints(wildcards.experiment, wildcards.suffix, wildcards.case),
         properties="results/preprocessed/{case}/properties.json",
         image="results/preprocessed/{case}/image.npy",
     output:
@@ -45,7 +46,7 @@ for _index, (_experiment, _chunk) in enumerate(W.chunks):
         name:
             f"predict_cases_{_index}"
         input:
-            checkpoints=W.fold_checkpoints(_experiment),
+            checkpoints=W.prediction_checkpoints(_experiment, W.task(_experiment).prediction_suffix, _chunk[0]),
             preprocessed=W.preprocessed(_chunk, labels=False),
         output:
             [W.prediction(_experiment, c) for c in _chunk],

@@ -5,13 +5,4 @@ network, of a denoising experiment trained on every training image
 
 from pipeline.tasks.base import task_of_modules
 
-TASK = task_of_modules(
-    "denoise",
-    ".npz",
-    settings_key="denoise",
-    training_keys=("model", "denoise", "training"),
-    prediction_keys=("denoise",),
-    package="pipeline.tasks.denoise",
-    summarize="pipeline.tasks.denoise.evaluate:summarize",
-    training="DenoiseTraining",
-)
+TASK = task_of_modules("denoise", ".npz", summarize="pipeline.tasks.denoise.evaluate:summarize", training="DenoiseTraining")

@@ -9,7 +9,6 @@ summary: one row per metric with ``mean, std, median, min, max``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,13 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from pipeline.atomic import atomic_path
 from pipeline.inference.sliding_window import sliding_window
 from pipeline.preprocessing.case_folder import PreprocessedCase
 from pipeline.reporting.figures import plt, to_data_uri
-from pipeline.reporting.page import Figure, Section, render_page, table_of
+from pipeline.reporting.page import Figure, Section, render_experiment_page, table_of
+from pipeline.reporting.results import ExperimentResults
 from pipeline.tasks.denoise.corrupt import corrupt
 from pipeline.tasks.denoise.metrics import data_range, psnr, ssim
 from pipeline.tasks.denoise.train import case_seed
@@ -92,33 +91,23 @@ def example_figure(case: str, clean: np.ndarray, noisy: np.ndarray, out: np.ndar
     return to_data_uri(fig)
 
 
-def write_denoise_report(
-    experiment: str,
-    config: Mapping[str, Any],
-    per_case: pd.DataFrame,
-    summary: pd.DataFrame,
-    logs: Mapping[str, pd.DataFrame],
-    figure: str | None,
-    output: str | os.PathLike[str],
-) -> None:
-    """Render ``reports/<experiment>.html`` of a denoising experiment."""
-    settings = config["experiments"][experiment]
+def write_denoise_report(results: ExperimentResults, figure: str | None, output: str | os.PathLike[str]) -> None:
+    """Render ``reports/<experiment>.html`` of a denoising experiment (atomically)."""
     sections = [
         Section(
             "Image quality on the test cases",
             "PSNR (dB) and SSIM of the corrupted input and of the denoised output against the clean image (preprocessed grid and intensities).",
-            table_of(summary, 3),
+            table_of(results.summary, 3),
         ),
-        Section("Per case", table=table_of(per_case, 3)),
+        Section("Per case", table=table_of(results.per_case, 3)),
     ]
     if figure:
         sections.append(Section("Example", figures=[Figure(figure, "Middle slice of the first test case.")]))
-    if logs:
+    if results.logs:
         fig, ax = plt.subplots(figsize=(5, 3.2))
-        for fold, frame in sorted(logs.items()):
+        for fold, frame in sorted(results.logs.items()):
             ax.plot(frame["epoch"], frame["train_loss"], marker=".", label=fold)
         ax.set(xlabel="epoch", ylabel="training loss", yscale="log")
         ax.legend(fontsize=7)
         sections.append(Section("Training", figures=[Figure(to_data_uri(fig), "Training loss per epoch.")]))
-    sections.append(Section("Settings", pre=yaml.safe_dump(json.loads(json.dumps(settings)), sort_keys=False)))
-    render_page(f"Experiment {experiment} - denoising autoencoder", f"Dataset: {config['dataset']['name']}", sections, output)
+    render_experiment_page(results, "denoising autoencoder", sections, output)

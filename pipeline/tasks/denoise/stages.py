@@ -65,5 +65,4 @@ def report(config: Mapping[str, Any], experiment: str, inputs: ReportInputs) -> 
         case = Path(inputs.predictions[0]).name[: -len(".npz")]
         noisy, out = read_prediction(inputs.predictions[0])
         figure = example_figure(case, np.load(CLEAN_IMAGE.format(case=case)), noisy, out)
-    per_case, summary = inputs.tables()
-    write_denoise_report(experiment, config, per_case, summary, inputs.training_logs(), figure, inputs.output)
+    write_denoise_report(inputs.results(config, experiment), figure, inputs.output)

@@ -11,10 +11,6 @@ from pipeline.tasks.base import task_of_modules
 TASK = task_of_modules(
     "landmarks",
     ".tsv",
-    settings_key="landmarks",
-    training_keys=("model", "landmarks", "training"),
-    prediction_keys=("landmarks",),
-    package="pipeline.tasks.landmarks",
     summarize="pipeline.tasks.landmarks.evaluate:summarize_errors",
     training="LandmarkTraining",
     compare_output="reports/landmarks/comparison.html",

@@ -27,7 +27,12 @@ Confidence (``[0, 1]``) of each landmark, the product of
   other landmarks expect and ``s`` its spread on the training cases (1 without a
   configuration; twice ``s``, :data:`AGREEMENT_SPREADS`, because a new case varies more
   than the cases the spread was measured on); a landmark more than 3 spreads off stops counting among the others
-  (:meth:`Configuration.distances`), so one wrong landmark does not flag its neighbours.
+  (:meth:`Configuration.distances`), so one wrong landmark does not flag its neighbours;
+- ``fold agreement`` (an ensemble of two or more folds): ``exp(-r^2 / (2 sigma_mm^2))``,
+  ``r`` (mm) the RMS distance of each fold's own decoded landmark from the ensemble's
+  (:func:`fold_spread_mm`); folds that disagree by more than a heatmap's width mean the
+  models have not settled. 1 for a single model. Mirroring is not used: it swaps left and
+  right landmarks (the two frontal horns) and would need a declared pairing.
 
 A landmark with confidence below ``min_confidence`` is flagged in the prediction table.
 """
@@ -74,6 +79,7 @@ class Decoded:
     agreement: np.ndarray
     confidence: np.ndarray
     flagged: np.ndarray
+    fold_spread_mm: np.ndarray | None = None
 
     def columns(self) -> dict[str, np.ndarray]:
         """The per-landmark columns of a prediction table."""
@@ -81,6 +87,7 @@ class Decoded:
             "peak": self.peak,
             "sharpness": self.sharpness,
             "expected_distance_mm": self.expected_distance_mm,
+            "fold_spread_mm": self.fold_spread_mm if self.fold_spread_mm is not None else np.full(len(self.points), np.nan),
             "confidence": self.confidence,
             "flagged": self.flagged,
         }
@@ -209,3 +216,23 @@ def _scored(
         agreement = np.exp(-0.5 * (distance / (AGREEMENT_SPREADS * configuration.expected_spread)) ** 2)
     confidence = np.nan_to_num(np.clip(height, 0.0, 1.0), nan=1.0) * np.nan_to_num(sharpness, nan=1.0) * agreement
     return Decoded(points, world, height, sharpness, distance, agreement, confidence, confidence < min_confidence)
+
+
+def fold_spread_mm(ensemble_world: np.ndarray, fold_worlds: Sequence[np.ndarray]) -> np.ndarray:
+    """RMS distance (mm) per landmark ``(L,)`` of each fold's landmarks ``(L, dim)`` (mm) from
+    the ensemble's ``(L, dim)`` (mm); NaN for fewer than two folds."""
+    if len(fold_worlds) < 2:
+        return np.full(len(ensemble_world), np.nan)
+    offsets = np.stack([np.asarray(w, dtype=np.float64) for w in fold_worlds]) - np.asarray(ensemble_world, dtype=np.float64)[None]
+    return np.sqrt(np.mean(np.sum(offsets**2, axis=-1), axis=0))
+
+
+def with_fold_agreement(decoded: Decoded, fold_worlds: Sequence[np.ndarray], sigma_mm: float, min_confidence: float) -> Decoded:
+    """``decoded`` (the ensemble's) with the fold agreement ``exp(-r^2 / (2 sigma_mm^2))`` of the
+    folds' own landmarks ``(L, dim)`` (mm) in its confidence and flags (unchanged for fewer than
+    two folds)."""
+    spread = fold_spread_mm(decoded.world, fold_worlds)
+    if len(fold_worlds) < 2:
+        return dataclasses.replace(decoded, fold_spread_mm=spread)
+    confidence = decoded.confidence * np.exp(-0.5 * (spread / float(sigma_mm)) ** 2)
+    return dataclasses.replace(decoded, fold_spread_mm=spread, confidence=confidence, flagged=confidence < min_confidence)

@@ -21,7 +21,7 @@ from pipeline.tasks.landmarks.table import AXES, LandmarkError, case_points
 
 SDR_RADII_MM = (2.0, 2.5, 3.0, 4.0)
 #: Per-landmark columns of a prediction table carried into the per-case table.
-CARRIED = ("confidence", "flagged")
+CARRIED = ("confidence", "fold_spread_mm", "flagged")
 
 
 def radial_errors(predicted: pd.DataFrame, truth: pd.DataFrame, names: Sequence[str], source: str = "the landmark table") -> pd.DataFrame:

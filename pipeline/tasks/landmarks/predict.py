@@ -13,6 +13,7 @@ the world -> index map used to build the training targets).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,7 +27,7 @@ from pipeline.io.images import Geometry
 from pipeline.preprocessing.case_folder import PreprocessedCase, crop_with_padding
 from pipeline.runtime import autocast
 from pipeline.tasks.landmarks.configuration import Configuration
-from pipeline.tasks.landmarks.decoding import Decoded, decode_heatmaps, score_points
+from pipeline.tasks.landmarks.decoding import Decoded, decode_heatmaps, score_points, with_fold_agreement
 from pipeline.tasks.landmarks.table import points_table
 
 
@@ -59,49 +60,60 @@ def regress_points(
     return estimate
 
 
-def locate_landmarks(
-    models: Sequence[torch.nn.Module],
-    arch: Mapping[str, Any],
-    image: np.ndarray,
-    geometry: Geometry,
-    settings: Mapping[str, Any],
-    configuration: Configuration | None,
-    overlap: float,
-    batch_size: int = 2,
-    device: torch.device | None = None,
-    amp: torch.dtype | None = None,
-) -> Decoded:
-    """The decoded landmarks of ``image`` ``(C, *spatial)`` on the grid ``geometry``.
+@dataclasses.dataclass(frozen=True)
+class Locator:
+    """The trained models of a landmark experiment and how landmarks are read off them.
 
-    ``settings``: the experiment's ``landmarks`` section; ``configuration``: the one learned
-    from the training landmarks (``None``: each channel's maximum, confidence without the
-    agreement term)."""
-    patch = arch["patch_size"]
-    if arch["method"] == "regression":
-        points = regress_points(models, image, patch, arch["num_classes"], settings["regression_steps"], device, amp)
-        return score_points(points, geometry, configuration, settings["min_confidence"])
-    heatmaps = sliding_window(models, image, patch, overlap, batch_size=batch_size, device=device, amp=amp, activation="none").numpy()
-    return decode_heatmaps(heatmaps, geometry, settings, configuration)
+    Attributes:
+        models: the fold ensemble (eval mode), ``B C *patch -> B L *patch`` heatmaps or
+            ``B L dim`` offsets.
+        arch: the checkpoint's architecture (``method``, ``patch_size``, ``num_classes``, ``landmarks``).
+        settings: the experiment's ``landmarks`` section.
+        configuration: the one learned from the training landmarks (``None``: each
+            channel's maximum, confidence without the agreement term).
+        overlap: sliding-window overlap (heatmap).
+    """
 
+    models: Sequence[torch.nn.Module]
+    arch: Mapping[str, Any]
+    settings: Mapping[str, Any]
+    configuration: Configuration | None
+    overlap: float
+    batch_size: int = 2
+    device: torch.device | None = None
+    amp: torch.dtype | None = None
 
-def predict_case_landmarks(
-    models: Sequence[torch.nn.Module],
-    arch: Mapping[str, Any],
-    folder: str | os.PathLike[str],
-    settings: Mapping[str, Any],
-    configuration: Configuration | None,
-    overlap: float,
-    batch_size: int = 2,
-    device: torch.device | None = None,
-    amp: torch.dtype | None = None,
-) -> pd.DataFrame:
-    """Predicted landmarks of a preprocessed case: ``case, landmark, x, y[, z]`` (mm, ITK/LPS),
-    the continuous index on the preprocessed grid (``index_0..``, numpy order), ``peak``,
-    ``sharpness``, ``expected_distance_mm``, ``confidence`` and ``flagged``
-    (:class:`~pipeline.tasks.landmarks.decoding.Decoded`)."""
-    case = PreprocessedCase(folder)
-    geometry = Geometry.from_dict(case.properties["resampled_geometry"])
-    decoded = locate_landmarks(models, arch, case.image, geometry, settings, configuration, overlap, batch_size, device, amp)
-    extra: dict[str, Any] = {f"index_{k}": decoded.points[:, k] for k in range(decoded.points.shape[1])}
-    extra.update(decoded.columns())
-    return points_table(case.case, arch["landmarks"], decoded.world, extra)
+    def locate(self, image: np.ndarray, geometry: Geometry) -> Decoded:
+        """The decoded landmarks of ``image`` ``(C, *spatial)`` on the grid ``geometry``.
+
+        With two or more models every fold is also decoded on its own and its distance from
+        the ensemble's landmark enters the confidence
+        (:func:`~pipeline.tasks.landmarks.decoding.with_fold_agreement`)."""
+        settings, configuration, patch = self.settings, self.configuration, self.arch["patch_size"]
+        if self.arch["method"] == "regression":
+
+            def regress(models: Sequence[torch.nn.Module]) -> np.ndarray:
+                return regress_points(models, image, patch, self.arch["num_classes"], settings["regression_steps"], self.device, self.amp)
+
+            decoded = score_points(regress(self.models), geometry, configuration, settings["min_confidence"])
+            folds = [score_points(regress([m]), geometry, configuration, 0.0) for m in self.models] if len(self.models) > 1 else []
+        else:
+            # Stitching is linear: the mean of the folds' heatmaps is the ensemble's heatmap.
+            per_fold = [
+                sliding_window([m], image, patch, self.overlap, batch_size=self.batch_size, device=self.device, amp=self.amp, activation="none").numpy()
+                for m in self.models
+            ]
+            decoded = decode_heatmaps(np.mean(per_fold, axis=0), geometry, settings, configuration)
+            folds = [decode_heatmaps(h, geometry, settings, configuration) for h in per_fold] if len(self.models) > 1 else []
+        return with_fold_agreement(decoded, [f.world for f in folds], settings["sigma_mm"], settings["min_confidence"])
+
+    def predict_case(self, folder: str | os.PathLike[str]) -> pd.DataFrame:
+        """Predicted landmarks of a preprocessed case: ``case, landmark, x, y[, z]`` (mm, ITK/LPS),
+        the continuous index on the preprocessed grid (``index_0..``, numpy order), ``peak``,
+        ``sharpness``, ``expected_distance_mm``, ``fold_spread_mm``, ``confidence`` and
+        ``flagged`` (:class:`~pipeline.tasks.landmarks.decoding.Decoded`)."""
+        case = PreprocessedCase(folder)
+        decoded = self.locate(case.image, Geometry.from_dict(case.properties["resampled_geometry"]))
+        extra: dict[str, Any] = {f"index_{k}": decoded.points[:, k] for k in range(decoded.points.shape[1])}
+        extra.update(decoded.columns())
+        return points_table(case.case, self.arch["landmarks"], decoded.world, extra)

@@ -12,19 +12,17 @@ and the same statistics per landmark.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-import yaml
 
 from pipeline.io.images import Geometry
 from pipeline.reporting.figures import plain, plt, to_data_uri
-from pipeline.reporting.page import Figure, Section, render_page, table_of
+from pipeline.reporting.page import Figure, Section, render_experiment_page, render_page, table_of
+from pipeline.reporting.results import ExperimentResults
 from pipeline.tasks.landmarks.geometry import world_to_index
 from pipeline.tasks.landmarks.table import AXES
 
@@ -111,24 +109,14 @@ def case_overlay(image_path: str, rows: pd.DataFrame) -> str:
     return to_data_uri(fig)
 
 
-def write_landmark_report(
-    experiment: str,
-    config: Mapping[str, Any],
-    per_case: pd.DataFrame,
-    summary: pd.DataFrame,
-    logs: Mapping[str, pd.DataFrame],
-    images: Mapping[str, str],
-    output: str | os.PathLike[str],
-    worst_cases: int = 3,
-) -> None:
+def write_landmark_report(results: ExperimentResults, images: Mapping[str, str], output: str | os.PathLike[str], worst_cases: int = 3) -> None:
     """Render ``reports/<experiment>.html`` for a landmark experiment (atomically).
 
     Args:
-        per_case, summary: the tables of :mod:`pipeline.tasks.landmarks.evaluate`.
-        logs: fold name -> training log.
+        results: the experiment's tables (:mod:`pipeline.tasks.landmarks.evaluate`) and logs.
         images: case id -> first-channel image on the original grid (for the overlays).
     """
-    settings = config["experiments"][experiment]
+    per_case, summary = results.per_case, results.summary
     case_error = per_case.groupby("case", sort=False)["radial_error_mm"].mean().sort_values(ascending=False)
     sections = [
         Section(
@@ -137,10 +125,10 @@ def write_landmark_report(
             "SDR: success detection rate, % of points within the radius.",
             table_of(summary),
         ),
-        flagged_section(per_case, settings["landmarks"].get("min_confidence")),
+        flagged_section(per_case, results.settings["landmarks"].get("min_confidence")),
         Section("Errors per landmark", figures=[Figure(error_boxplot(per_case), "Every test case is a dot; dashed lines at 2 and 4 mm.")]),
     ]
-    curves = learning_curves(logs)
+    curves = learning_curves(results.logs)
     if curves:
         sections.append(Section("Training", figures=[Figure(curves, "Training loss and mean radial error on the fold's validation cases.")]))
     gallery = [
@@ -154,9 +142,7 @@ def write_landmark_report(
     if gallery:
         sections.append(Section(f"Worst {len(gallery)} test case(s)", figures=gallery))
     sections.append(Section("Per case and landmark", table=table_of(per_case)))
-    sections.append(Section("Settings", pre=yaml.safe_dump(json.loads(json.dumps(settings)), sort_keys=False)))
-    method = settings["landmarks"]["method"]
-    render_page(f"Experiment {experiment} - landmark detection ({method})", f"Dataset: {config['dataset']['name']}", sections, output)
+    render_experiment_page(results, f"landmark detection ({results.settings['landmarks']['method']})", sections, output)
 
 
 def flagged_section(per_case: pd.DataFrame, threshold: float | None) -> Section:

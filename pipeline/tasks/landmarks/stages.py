@@ -35,7 +35,7 @@ def predict_cases(config: Mapping[str, Any], experiment: str, checkpoints: Seque
     from pipeline.inference.ensemble import Ensemble
     from pipeline.tasks.landmarks.configuration import stored_configuration
     from pipeline.tasks.landmarks.models import build_landmark_network
-    from pipeline.tasks.landmarks.predict import predict_case_landmarks
+    from pipeline.tasks.landmarks.predict import Locator
 
     settings = config["experiments"][experiment]
     ensemble = Ensemble.load(checkpoints, build_landmark_network, "landmarks", {**settings["inference"], "compile": False})
@@ -43,11 +43,9 @@ def predict_cases(config: Mapping[str, Any], experiment: str, checkpoints: Seque
     configuration = stored_configuration(ensemble.state, arch["landmarks"], f"checkpoint {checkpoints[0]}")
     if configuration is None:
         log.warning("checkpoint %s holds no landmark configuration (trained by an older version): each landmark is its channel's maximum", checkpoints[0])
+    locator = Locator(ensemble.models, arch, settings["landmarks"], configuration, settings["inference"]["overlap"], 2, ensemble.device, ensemble.amp)
     for case_dir, output in zip(case_dirs, outputs):
-        table = predict_case_landmarks(
-            ensemble.models, arch, case_dir, settings["landmarks"], configuration, settings["inference"]["overlap"], 2, ensemble.device, ensemble.amp
-        )
-        write_tsv(output, table)
+        write_tsv(output, locator.predict_case(case_dir))
         log.info("wrote %s", output)
 
 
@@ -76,8 +74,7 @@ def report(config: Mapping[str, Any], experiment: str, inputs: ReportInputs) -> 
 
     cases = [os.path.basename(p)[: -len(".tsv")] for p in inputs.predictions]
     images = dict(zip(cases, inputs.images)) if inputs.images else {c: case_row(config, c)[channel_names(config)[0]] for c in cases}
-    per_case, summary = inputs.tables()
-    write_landmark_report(experiment, config, per_case, summary, inputs.training_logs(), images, inputs.output, config["report"]["worst_cases"])
+    write_landmark_report(inputs.results(config, experiment), images, inputs.output, config["report"]["worst_cases"])
 
 
 def compare(

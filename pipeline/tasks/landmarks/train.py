@@ -25,7 +25,7 @@ from pipeline.models.heads import first_output
 from pipeline.tasks.landmarks.configuration import CHECKPOINT_KEY, Configuration, learn_configuration
 from pipeline.tasks.landmarks.geometry import index_to_world
 from pipeline.tasks.landmarks.models import build_landmark_network, landmark_architecture
-from pipeline.tasks.landmarks.predict import locate_landmarks
+from pipeline.tasks.landmarks.predict import Locator
 from pipeline.tasks.landmarks.sampling import LandmarkBatches, LandmarkCase, open_cases
 from pipeline.tasks.landmarks.table import case_points, landmark_names, landmark_settings, read_landmarks
 from pipeline.training.augment import build_augmentation
@@ -59,7 +59,7 @@ def radial_errors_mm(
     """Radial errors ``(cases, L)`` in mm of ``net`` on preprocessed ``cases``."""
     errors = []
     for case in cases:
-        decoded = locate_landmarks([net], arch, np.asarray(case.image), case.geometry, settings, configuration, overlap, batch_size, device)
+        decoded = Locator([net], arch, settings, configuration, overlap, batch_size, device).locate(np.asarray(case.image), case.geometry)
         errors.append(np.linalg.norm(decoded.world - index_to_world(case.points, case.geometry), axis=1))
     return np.array(errors).reshape(len(cases), -1)
 

@@ -5,11 +5,9 @@ from pipeline.tasks.base import task_of_modules
 TASK = task_of_modules(
     "segmentation",
     ".nii.gz",
-    settings_key=None,
-    training_keys=("model", "loss", "class_weights", "training"),
-    prediction_keys=(),
-    package="pipeline.tasks.segmentation",
     summarize="pipeline.evaluation.summary:summarize",
     training="SegmentationTraining",
     compare_output="reports/index.html",
+    settings_key=None,
+    training_keys=("model", "loss", "class_weights", "training"),
 )

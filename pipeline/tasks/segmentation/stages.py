@@ -83,19 +83,13 @@ def report(config: Mapping[str, Any], experiment: str, inputs: ReportInputs) -> 
         row = case_row(config, case) if not (inputs.images and inputs.labels) else None
         image = inputs.images[i] if inputs.images else row[channel_names(config)[0]]
         files[case] = CaseFiles(case, image, inputs.labels[i] if inputs.labels else row["label"], prediction)
-    per_case, summary = inputs.tables()
     write_experiment_report(
-        experiment=experiment,
-        config=config,
-        per_case=per_case,
-        summary=summary,
-        training_logs=inputs.training_logs(),
+        inputs.results(config, experiment),
         plan=inputs.plan,
         conventions=conventions(config),
         output=inputs.output,
         case_files=files or None,
         worst_cases=config["report"]["worst_cases"],
-        unscored=inputs.unscored,
     )
 
 
