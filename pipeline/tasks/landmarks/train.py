@@ -58,8 +58,9 @@ def radial_errors_mm(
 ) -> np.ndarray:
     """Radial errors ``(cases, L)`` in mm of ``net`` on preprocessed ``cases``."""
     errors = []
+    locator = Locator([net], arch, settings, configuration, overlap, batch_size, device)
     for case in cases:
-        decoded = Locator([net], arch, settings, configuration, overlap, batch_size, device).locate(np.asarray(case.image), case.geometry)
+        decoded = locator.locate(np.asarray(case.image), case.geometry)
         errors.append(np.linalg.norm(decoded.world - index_to_world(case.points, case.geometry), axis=1))
     return np.array(errors).reshape(len(cases), -1)
 
