@@ -11,17 +11,28 @@ Public API::
 Run by hand: ``python -m pipeline.evaluation REF PRED OUT.tsv --dataset-json dataset.json``.
 """
 
-from .case import CASE_COLUMNS, evaluate_case
-from .conventions import Conventions
-from .files import evaluate_paths
-from .summary import SUMMARY_METRICS, nnunet_style_summary, summarize
+from __future__ import annotations
 
-__all__ = [
-    "CASE_COLUMNS",
-    "SUMMARY_METRICS",
-    "Conventions",
-    "evaluate_case",
-    "evaluate_paths",
-    "nnunet_style_summary",
-    "summarize",
-]
+import importlib
+from typing import Any
+
+#: Where each public name lives. Imported on first use (PEP 562), so the metrics of
+#: ``validation`` and ``overlap`` load without the file readers' SimpleITK and nibabel
+#: (the GPU check, workflow/benchmarks/gpu_check.py, runs where those are not installed).
+_PUBLIC = {
+    "CASE_COLUMNS": "case",
+    "evaluate_case": "case",
+    "Conventions": "conventions",
+    "evaluate_paths": "files",
+    "SUMMARY_METRICS": "summary",
+    "nnunet_style_summary": "summary",
+    "summarize": "summary",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
