@@ -96,21 +96,37 @@ AUTO_SETTINGS = {
 AUTO = "auto"
 
 
+def _own_autos(model: Mapping[str, Any], name: str | None = None) -> dict[str, Any]:
+    """The settings without the ``auto`` of settings that belong to other architectures than
+    ``name`` (default ``model["name"]``): the schema's ``channels: auto`` on a DeepLabV3+ means nothing."""
+    name = name or model.get("name", "unet")
+    own = model_settings(name) if name in MODEL_REGISTRY else {}
+    return {k: v for k, v in model.items() if not (k in AUTO_SETTINGS and v == AUTO and k not in own)}
+
+
 def resolve_auto(model: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[str, Any]:
     """The model settings with every ``auto`` of :data:`AUTO_SETTINGS` replaced by the plan's
     derived topology (``plan["network"]``: widths per stage, strides and kernel sizes per stage
     and axis, numpy order; DeepLabV3+'s output stride and ASPP rates); settings written out
-    are kept as they are.
+    are kept as they are, and ``auto`` settings of other architectures are dropped.
+
+    With ``channels`` written out (a depth of its own) and ``strides``/``kernel_size`` auto, the
+    plan's first ``len(channels) - 1`` strides and ``len(channels)`` kernels are taken when the
+    plan has that many stages, else (and with a plan made before topologies were planned)
+    stride 2 and kernel 3 everywhere.
 
     Raises:
         SettingError: ``auto`` with a plan that has no ``network`` section (a plan made before
             topologies were planned: rerun the plan stage).
     """
-    resolved = dict(model)
-    wanted = [key for key, plan_key in AUTO_SETTINGS.items() if resolved.get(key) == AUTO]
+    resolved = _own_autos(model)
+    wanted = [key for key in AUTO_SETTINGS if resolved.get(key) == AUTO]
     if not wanted:
         return resolved
     network = plan.get("network")
+    depth = resolved.get("channels") if isinstance(resolved.get("channels"), (list, tuple)) else None
+    if not network and depth is not None and set(wanted) <= {"strides", "kernel_size"}:  # a plan without a topology
+        return {**resolved, **{key: {"strides": None, "kernel_size": 3}[key] for key in wanted}}
     if not network:
         raise SettingError(f"model settings {wanted} are 'auto' but the plan has no 'network' section; rerun the plan stage (plans.json)")
     for key in wanted:
@@ -122,6 +138,12 @@ def resolve_auto(model: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[str,
                 )
             value = value[part]
         resolved[key] = [list(v) if isinstance(v, (list, tuple)) else v for v in value] if isinstance(value, (list, tuple)) else value
+    if depth is not None:
+        levels = len(depth)
+        if "strides" in wanted:
+            resolved["strides"] = resolved["strides"][: levels - 1] if len(resolved["strides"]) >= levels - 1 else None
+        if "kernel_size" in wanted:
+            resolved["kernel_size"] = resolved["kernel_size"][:levels] if len(resolved["kernel_size"]) >= levels else 3
     return resolved
 
 
@@ -132,11 +154,11 @@ def build_network(architecture: Mapping[str, Any]) -> nn.Module:
     return build_model(architecture["model"]["name"], architecture["spatial_dims"], architecture["in_channels"], architecture["num_classes"], **settings)
 
 
-def _auto_placeholders(settings: Mapping[str, Any]) -> dict[str, Any]:
+def _auto_placeholders(settings: Mapping[str, Any], name: str) -> dict[str, Any]:
     """``auto`` settings replaced by values of a consistent layout, for checks made before the plan
     exists: as many levels as an explicit ``channels``/``strides``/``kernel_size`` list implies
     (else the default depth), strides 2 and kernels 3."""
-    filled = dict(settings)
+    filled = _own_autos(settings, name)
     if not any(filled.get(key) == AUTO for key in AUTO_SETTINGS):
         return filled
     levels = len(model_settings("unet")["channels"])
@@ -171,7 +193,7 @@ def check_settings(name: str, spatial_dims: int, settings: Mapping[str, Any], in
         SettingError: as :func:`build_model`, naming the setting, its value and what is valid.
     """
     own = model_settings(name)
-    settings = _auto_placeholders(settings)
+    settings = _auto_placeholders(settings, name)
     values = {key: settings.get(key, default) for key, default in own.items()}
     if "channels" in own:
         level_layout(values["channels"], values.get("strides"), values.get("kernel_size", 3), spatial_dims)
