@@ -107,7 +107,12 @@ def test_schema_lists_every_setting_with_the_code_default() -> None:
 def test_schema_filled_config_builds_every_architecture(name: str) -> None:
     """A config with only `name` gets every default filled in and still builds (defaults of other
     architectures are ignored)."""
-    network = {"widths": [4, 8, 16], "strides": [[2, 2, 2], [1, 2, 2]], "kernel_sizes": [[3, 3, 3]] * 3, "deeplab": {"output_stride": 8, "aspp_rates": [1, 2, 3]}}
+    network = {
+        "widths": [4, 8, 16],
+        "strides": [[2, 2, 2], [1, 2, 2]],
+        "kernel_sizes": [[3, 3, 3]] * 3,
+        "deeplab": {"output_stride": 8, "aspp_rates": [1, 2, 3]},
+    }
     config = resolve_auto(with_defaults({"name": name}), {"network": network})
     model = build_model(config.pop("name"), 3, 1, 4, **config)
     assert sum(p.numel() for p in model.parameters()) > 0
