@@ -12,7 +12,6 @@ keys, so a misspelt key is an error that names it and suggests the nearest valid
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import math
 import os
@@ -27,6 +26,7 @@ from referencing.jsonschema import DRAFT202012
 
 import pipeline.demo  # noqa: F401  (registers the demo datasets with pipeline.io.dataset)
 from pipeline.config_checks import check_settings
+from pipeline.config_messages import describe
 from pipeline.errors import ConfigError
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "workflow" / "schemas"
@@ -148,27 +148,6 @@ def _with_defaults(validator_class: type) -> type:
 _DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    """One clear sentence for a schema violation, naming the key and what was expected."""
-    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
-        parts = []
-        for key in extra:
-            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            parts.append(f"unknown key {key!r} in {where}{hint}")
-        return "; ".join(parts) + f" (valid keys: {', '.join(allowed)})"
-    if error.validator == "required":
-        return f"{where}: {error.message}"
-    if error.validator == "enum":
-        return f"{where}: {error.instance!r} is not one of {error.validator_value}"
-    if error.validator == "type":
-        return f"{where}: {error.instance!r} has the wrong type, expected {error.validator_value}"
-    return f"{where}: {error.message}"
-
-
 def validate_config(config: Mapping[str, Any], schema_dir: Path = SCHEMA_DIR, check_models: bool = True) -> dict:
     """Validate ``config`` and return a deep copy with every default filled in.
 
@@ -201,7 +180,7 @@ def validate_config(config: Mapping[str, Any], schema_dir: Path = SCHEMA_DIR, ch
     validator = _DefaultFillingValidator(schema, registry=registry)
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        lines = "\n".join(f"  - {_describe(e)}" for e in errors)
+        lines = "\n".join(f"  - {describe(e)}" for e in errors)
         raise ConfigError(f"invalid configuration ({len(errors)} problem(s)):\n{lines}")
     _check_consistency(filled)
     check_settings(filled, models=check_models)

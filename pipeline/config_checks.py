@@ -26,9 +26,9 @@ def check_settings(config: Mapping[str, Any], models: bool = True) -> None:
     Raises:
         ConfigError: listing each problem with its key, the value found and what is valid.
     """
-    problems = [*_duplicate_names(config["dataset"]), *_dimension_lengths(config), *_batch_memory(config["plan"])]
+    problems = [*_duplicate_names(config["dataset"]), *_dimension_lengths(config), *_batch_memory(config["plan"]), *_class_weights(config)]
     if models:
-        problems += _model_settings(config)
+        problems += [*_model_settings(config), *_loss_settings(config)]
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"invalid configuration ({len(problems)} problem(s)):\n{lines}")
@@ -96,6 +96,36 @@ def _model_settings(config: Mapping[str, Any]) -> Iterator[str]:
             check_model(model.pop("name"), dims, model, in_channels=len(config["dataset"]["channels"]), num_classes=len(config["dataset"]["labels"]))
         except SettingError as err:
             yield f"experiments.{name}.model ({experiment['model']['name']}, {dims}D): {err}"
+
+
+def _segmentation(config: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """``(name, settings)`` of the segmentation experiments (the only ones with a loss and class weights)."""
+    for name, experiment in config["experiments"].items():
+        if experiment.get("task", "segmentation") == "segmentation":
+            yield name, experiment
+
+
+def _class_weights(config: Mapping[str, Any]) -> Iterator[str]:
+    labels = {str(k): v for k, v in config["dataset"]["labels"].items()}
+    for name, experiment in _segmentation(config):
+        weights = experiment.get("class_weights")
+        if isinstance(weights, list) and len(weights) != len(labels):
+            yield (
+                f"experiments.{name}.class_weights: {weights} has {len(weights)} value(s), dataset.labels declares {len(labels)} classes "
+                f"({list(labels.values())}): give one weight per class, background first, or auto/none"
+            )
+
+
+def _loss_settings(config: Mapping[str, Any]) -> Iterator[str]:
+    from pipeline.losses import build_loss
+
+    for name, experiment in _segmentation(config):
+        loss = dict(experiment["loss"])
+        weights = experiment.get("class_weights")
+        try:
+            build_loss(loss.pop("name"), weights if isinstance(weights, list) else None, **loss)
+        except SettingError as err:
+            yield f"experiments.{name}.loss ({experiment['loss']['name']}): {err}"
 
 
 def check_init_from(experiments: Mapping[str, Mapping[str, Any]]) -> None:

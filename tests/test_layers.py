@@ -34,6 +34,7 @@ LAYERS = [
             "pipeline.__main__",
             "pipeline.config",
             "pipeline.config_checks",
+            "pipeline.config_messages",
             "pipeline.config_docs",
             "pipeline.workflow",
         ],

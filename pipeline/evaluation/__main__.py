@@ -15,7 +15,7 @@ import sys
 
 import yaml
 
-from pipeline.errors import PipelineError
+from pipeline.errors import EvaluationError, PipelineError
 from pipeline.io.images import GEOMETRY_TOLERANCE
 
 from .conventions import Conventions
@@ -23,12 +23,16 @@ from .files import evaluate_paths
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
-    """``{KEY: VALUE}`` of ``KEY=VALUE`` items; SystemExit naming a malformed one."""
+    """``{KEY: VALUE}`` of ``KEY=VALUE`` items.
+
+    Raises:
+        EvaluationError: naming a malformed item.
+    """
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"{what} must look like KEY=VALUE, got {item!r}.")
+            raise EvaluationError(f"{what} must look like KEY=VALUE, got {item!r}.")
         out[key.strip()] = value.strip()
     return out
 
@@ -58,20 +62,25 @@ def main(argv: list[str] | None = None) -> int:
     ``evaluate_paths``); run as a script they print one line and exit with status 1."""
     args = build_parser().parse_args(argv)
     if not args.geometry_tolerance >= 0:  # also refuses NaN
-        raise SystemExit(f"--geometry-tolerance must be a number >= 0, got {args.geometry_tolerance}.")
+        raise EvaluationError(f"--geometry-tolerance must be a number >= 0, got {args.geometry_tolerance}.")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    pairs = _pairs(args.label, "--label")
+    bad = [k for k in pairs if not k.lstrip("-").isdigit()]
+    if bad:
+        raise EvaluationError(f"--label values must be integers (VALUE=NAME, e.g. 1=liver), got {bad[0]!r} in {args.label}.")
+    labels = {int(k): v for k, v in pairs.items()} or None
     try:
-        labels = {int(k): v for k, v in _pairs(args.label, "--label").items()} or None
-    except ValueError as err:
-        raise SystemExit(f"--label values must be integers: {err}") from err
-    settings = {k: yaml.safe_load(v) for k, v in _pairs(args.set, "--set").items()}
+        settings = {k: yaml.safe_load(v) for k, v in _pairs(args.set, "--set").items()}
+        conventions = Conventions.from_config(settings)
+    except (ValueError, yaml.YAMLError) as err:  # the conventions' own checks name the key, the value and the choices
+        raise EvaluationError(f"--set {' '.join(args.set)}: {err}") from err
     evaluate_paths(
         args.reference,
         args.prediction,
         args.output,
         labels=labels,
         dataset_json=args.dataset_json,
-        conventions=Conventions.from_config(settings),
+        conventions=conventions,
         nnunet_compatible=args.nnunet_compatible,
         geometry_tolerance=args.geometry_tolerance,
     )

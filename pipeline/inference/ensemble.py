@@ -27,15 +27,23 @@ def fold_checkpoints(model_dir: str | os.PathLike[str], folds: Sequence[int] | N
         PipelineError: a requested fold is missing, or the folder holds none.
     """
     root = Path(model_dir)
+    if not root.is_dir():
+        problem = "is a file, not a folder" if root.exists() else "does not exist"
+        raise PipelineError(
+            f"model folder {root} {problem} (looked for {root.resolve()}); expected a folder with fold_<k>/best.pt, e.g. results/models/<experiment>"
+        )
+    trained = sorted((p for p in root.glob("fold_*/best.pt") if re.fullmatch(r"fold_\d+", p.parent.name)), key=lambda p: int(p.parent.name.split("_")[1]))
     if folds is None:
-        found = sorted((p for p in root.glob("fold_*/best.pt") if re.fullmatch(r"fold_\d+", p.parent.name)), key=lambda p: int(p.parent.name.split("_")[1]))
+        found = trained
     else:
         found = [root / f"fold_{k}" / "best.pt" for k in folds]
         missing = [str(p) for p in found if not p.exists()]
         if missing:
-            raise PipelineError(f"model folder {root} lacks the checkpoint(s) {missing}")
+            have = [int(p.parent.name.split("_")[1]) for p in trained]
+            raise PipelineError(f"model folder {root} lacks the checkpoint(s) {missing}; it holds the trained fold(s) {have}: choose among them")
     if not found:
-        raise PipelineError(f"model folder {root} holds no fold_<k>/best.pt; train the experiment first")
+        entries = sorted(p.name for p in root.iterdir())[:5]
+        raise PipelineError(f"model folder {root} holds no fold_<k>/best.pt (found {entries}); train the experiment first")
     return found
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import CaseError
+from pipeline.io.gzip_check import gzip_problem
 from pipeline.io.images import Geometry, check_geometry, read_image
 
 #: Foreground intensities sampled per case and channel for the dataset statistics.
@@ -59,7 +60,7 @@ def load_case(
     for index, path in enumerate(channel_paths):
         array, geo = read_checked(path, case)
         _check_dimensions(case, path, array, dimensions)
-        bad = int((~np.isfinite(array)).sum()) or _nonfinite_in_nifti(path)
+        bad = int((~np.isfinite(array)).sum()) or _nonfinite_in_nifti(path, case)
         if bad:
             raise CaseError(case, path, f"{bad} voxel(s) are NaN or infinite; expected finite intensities")
         if geometry is None:
@@ -98,12 +99,19 @@ def load_case(
 def read_checked(path: str | os.PathLike[str], case: str, dtype: type | None = np.float32) -> tuple[np.ndarray, Geometry]:
     """:func:`pipeline.io.images.read_image` after checking the geometry its header writes (:func:`header_geometry`).
 
+    A ``.gz`` file is read through once first: SimpleITK reads a truncated gzip stream as
+    if the missing voxels were 0 (:func:`pipeline.io.gzip_check.gzip_problem`: O(1) for NIfTI).
+
     Raises:
         CaseError: naming the case, the file and the value (e.g. ``spacing (0.0, 1.0, 1.0)``).
     """
     header = header_geometry(path) if Path(path).is_file() else None
     if header:
         check_geometry(header[1], case, path, header[0])
+    # SimpleITK reads a truncated .nii.gz without an error, the missing voxels as 0.
+    broken = gzip_problem(path) if Path(path).is_file() else None
+    if broken:
+        raise CaseError(case, path, f"cannot be read as an image (truncated or corrupt file?): {broken}; expected a complete gzip stream")
     return read_image(path, case, dtype=dtype)
 
 
@@ -213,7 +221,7 @@ def class_voxel_counts(label: np.ndarray) -> np.ndarray:
     return counts
 
 
-def _nonfinite_in_nifti(path: str) -> int:
+def _nonfinite_in_nifti(path: str, case: str = "?") -> int:
     """NaN/Inf voxels of a float NIfTI file, read with nibabel.
 
     SimpleITK's NIfTI reader turns NaN into 0, which would hide them from the check.
@@ -222,10 +230,13 @@ def _nonfinite_in_nifti(path: str) -> int:
         return 0
     import nibabel as nib
 
-    image = nib.load(str(path))
-    if not np.issubdtype(image.get_data_dtype(), np.floating):
-        return 0
-    return int((~np.isfinite(np.asanyarray(image.dataobj))).sum())
+    try:
+        image = nib.load(str(path))
+        if not np.issubdtype(image.get_data_dtype(), np.floating):
+            return 0
+        return int((~np.isfinite(np.asanyarray(image.dataobj))).sum())
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as err:
+        raise CaseError(case, path, f"cannot be read as an image by nibabel (truncated or corrupt file?): {type(err).__name__}: {err}") from err
 
 
 def _check_dimensions(case: str, path: str, array: np.ndarray, dimensions: int) -> None:

@@ -20,7 +20,6 @@ numpy axis order, in millimetres.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import os
 import zlib
 from collections.abc import Mapping, Sequence
@@ -31,6 +30,7 @@ import SimpleITK as sitk
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import CaseError
+from pipeline.io.gzip_check import gzip_problem
 from pipeline.io.tiff import read_tiff, write_tiff
 
 #: File endings read as one image each (a folder is read as a DICOM series).
@@ -172,6 +172,8 @@ def read_sitk(path: str | os.PathLike[str], case: str = "?") -> sitk.Image:
     p = Path(path)
     if not p.exists():
         raise CaseError(case, p, "file does not exist (expected an image: " + ", ".join(IMAGE_SUFFIXES) + " or a DICOM folder)")
+    if p.is_file() and p.stat().st_size == 0:
+        raise CaseError(case, p, "file is empty (0 bytes); expected an image (an interrupted copy or download?)")
     try:
         if p.is_dir():
             reader = sitk.ImageSeriesReader()
@@ -194,7 +196,7 @@ def read_sitk(path: str | os.PathLike[str], case: str = "?") -> sitk.Image:
     except (RuntimeError, OSError, EOFError, zlib.error) as err:
         first = str(err).strip().splitlines()
         detail = next((line for line in first if "ERROR" in line or "rror" in line), first[0] if first else "")
-        detail = gzip_problem(p) or detail.strip()[:300]
+        detail = gzip_problem(p, full=True) or detail.strip()[:300]
         raise CaseError(case, p, f"cannot be read as an image (truncated or corrupt file?): {detail}") from err
     geometry = Geometry.of(image)
     check_geometry({"spacing": geometry.spacing, "origin": geometry.origin, "direction": geometry.direction}, case, p, "as read by SimpleITK")
@@ -230,24 +232,6 @@ def check_geometry(fields: Mapping[str, Sequence[float]], case: str, path: objec
     problem = geometry_problem(fields, where)
     if problem:
         raise CaseError(case, path, f"unusable geometry: {problem}; fix the file's header")
-
-
-def gzip_problem(path: str | os.PathLike[str]) -> str | None:
-    """Describe why a ``.gz`` file is not a complete gzip stream, else None.
-
-    Reads the whole stream in 1 MiB chunks (memory stays bounded), so truncation and
-    corrupt data (a CRC or deflate error) are both found.
-    """
-    if not str(path).lower().endswith(".gz"):
-        return None
-    try:
-        with gzip.open(path, "rb") as handle:
-            while handle.read(1 << 20):
-                pass
-    except (OSError, EOFError, zlib.error) as err:
-        kind = "truncated gzip stream" if isinstance(err, EOFError) else "corrupt gzip data"
-        return f"{kind} ({err})"
-    return None
 
 
 def read_image(path: str | os.PathLike[str], case: str = "?", dtype: type | None = np.float32) -> tuple[np.ndarray, Geometry]:

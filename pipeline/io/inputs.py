@@ -95,6 +95,8 @@ def _entries(item: Path) -> list[Path]:
         return [item]
     found = [p for p in children if _is_image(p) or (p.is_dir() and holds_dicom(p))]
     ignored = [p.name + ("/" if p.is_dir() else "") for p in children if p not in found]
+    if not children:
+        raise ManifestError(f"input {item} is an empty folder: expected {EXPECTED}")
     if not found:
         raise ManifestError(f"input {item} holds no images: expected {EXPECTED}; found {len(children)} other entr(ies) {ignored[:5]}")
     if ignored:
@@ -147,6 +149,8 @@ def image_header(path: Path, case: str) -> tuple[int, tuple[int, ...], Geometry 
     Raises:
         CaseError: the file cannot be read, or a DICOM folder holds no or several series.
     """
+    if path.is_file() and path.stat().st_size == 0:
+        raise CaseError(case, path, f"file is empty (0 bytes); expected an image ({EXPECTED})")
     try:
         if path.is_dir():
             series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))

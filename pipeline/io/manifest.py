@@ -41,7 +41,7 @@ def read_manifest(path: str | os.PathLike[str], channels: Sequence[str]) -> pd.D
     if missing:
         raise ManifestError(f"manifest {p} lacks column(s) {missing}; expected columns {expected} (+ optional 'split'), found {list(frame.columns)}")
     if frame.empty:
-        raise ManifestError(f"manifest {p} lists no cases")
+        raise ManifestError(f"manifest {p} lists no cases: it holds the header line {list(frame.columns)} but no row below it; expected one row per case")
     for row, case in enumerate(frame["case"], start=2):
         validate_case_id(case, where=f"manifest {p}, line {row}: ")
     duplicated = sorted(set(frame["case"][frame["case"].duplicated()]))

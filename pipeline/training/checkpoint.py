@@ -72,7 +72,7 @@ def _check_readable(p: Path) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise CheckpointError(f"checkpoint {p} is not a regular file")
     if info.st_size == 0:
-        raise CheckpointError(f"checkpoint {p} is empty (0 bytes)")
+        raise CheckpointError(f"checkpoint {p} is empty (0 bytes); expected a checkpoint that training wrote (a torch zip archive)")
     try:
         p.open("rb").close()
     except OSError as err:  # e.g. no read permission
@@ -114,7 +114,9 @@ def load_checkpoint(path: str | os.PathLike[str], mmap: bool = False) -> dict[st
                     f"checkpoint {p} holds objects other than tensors and plain values and was refused (weights_only=True): {error_reason(err)}"
                 ) from err
             kind = "a zip archive" if zipfile.is_zipfile(p) else "not a zip archive"
-            raise CheckpointError(f"checkpoint {p} is truncated or corrupt and cannot be read ({_size(p)}, {kind}; {error_reason(err)})") from err
+            raise CheckpointError(
+                f"checkpoint {p} is truncated or corrupt and cannot be read ({_size(p)}, {kind}; {error_reason(err)}); expected a complete checkpoint that training wrote (a torch zip archive)"
+            ) from err
     for warning in caught:  # a file that loads keeps torch's warnings
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     check_structure(state, p)
@@ -188,8 +190,16 @@ def load_model_weights(model: torch.nn.Module, state: Mapping[str, Any], path: s
     check_structure(state, path)
     found = state["architecture"]
     for key, value in expected.items():
-        if found.get(key) != value:
-            raise CheckpointError(f"checkpoint {path} was trained with {key}={found.get(key)!r}, but this model needs {key}={value!r}")
+        have = found.get(key)
+        if have == value:
+            continue
+        if isinstance(have, Mapping) and isinstance(value, Mapping):  # name only the settings that differ
+            keys = [k for k in {**value, **have} if have.get(k) != value.get(k)]
+            found_, needed = ({k: d.get(k) for k in keys} for d in (have, value))
+            raise CheckpointError(
+                f"checkpoint {path} was trained with {key} settings {found_}, but this model needs {needed}; the checkpoints of one model must share its architecture"
+            )
+        raise CheckpointError(f"checkpoint {path} was trained with {key}={have!r}, but this model needs {key}={value!r}")
     weights = state["model"]
     problems = state_dict_problems(model.state_dict(), weights)
     if problems:
