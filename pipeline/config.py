@@ -33,6 +33,9 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "workflow" / "schemas"
 MAIN_SCHEMA = "config.schema.yaml"
 
 
+#: The largest label value a label file may hold (predictions are written as uint16).
+MAX_LABEL_VALUE = 65535
+
 #: Keys that name files: relative paths in a YAML config are relative to its folder (:func:`load_config`).
 PATH_KEYS = (("dataset", "manifest"), ("dataset", "dataset_json"), ("dataset", "landmarks"), ("predict", "input"))
 
@@ -173,7 +176,7 @@ def validate_config(config: Mapping[str, Any], schema_dir: Path = SCHEMA_DIR, ch
             raise ConfigError(
                 f"dataset.labels: label value(s) {sorted({k for k in keys if keys.count(k) > 1})} are given twice ({list(dataset['labels'])}); give each value once"
             )
-        dataset["labels"] = {str(k): v for k, v in dataset["labels"].items()}
+        dataset["labels"] = {str(k): v for k, v in sorted(dataset["labels"].items(), key=lambda kv: _int_or_text(kv[0]))}
     bad = list(_non_finite(filled, ""))  # NaN passes every schema bound (comparisons are false)
     if bad:
         raise ConfigError(f"invalid configuration: {', '.join(bad)} - every number must be finite (no .nan, .inf)")
@@ -200,12 +203,20 @@ def _non_finite(value: Any, where: str) -> Iterator[str]:
             yield from _non_finite(item, f"{where}[{index}]")
 
 
+def _int_or_text(key: Any) -> tuple[int, Any]:
+    """Sort key: label values by number (``"10"`` after ``"2"``), anything else after them (the schema refuses it)."""
+    text = str(key)
+    return (0, int(text)) if text.isdigit() else (1, text)
+
+
 def _check_consistency(config: dict) -> None:
     """Checks across keys that a JSON schema cannot express."""
     labels = config["dataset"]["labels"]
     keys = sorted(int(k) for k in labels)
-    if keys != list(range(len(keys))):
-        raise ConfigError(f"dataset.labels: label values must be 0..K-1 with 0 the background, got {keys}")
+    if keys[0] != 0 or keys[-1] > MAX_LABEL_VALUE:
+        raise ConfigError(
+            f"dataset.labels: label values {keys} must include 0 (the background) and stay within 0..{MAX_LABEL_VALUE}; values may have gaps (e.g. 0, 2, 5)"
+        )
     folds = config["plan"]["folds"]
     for name, experiment in config["experiments"].items():
         bad = [f for f in experiment["training"]["folds"] if f >= folds]

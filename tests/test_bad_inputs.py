@@ -393,7 +393,7 @@ KINDS = [
         _invalid(("experiments.e.training.augmentation.gamma_range", [0.7])),
         ("experiments.e.training.augmentation.gamma_range", "[0.7] has 1 entry", "expected exactly 2"),
     ),  # fmt: skip
-    Kind("config_labels_not_consecutive", _invalid(("dataset.labels", {0: "bg", 2: "x"})), ("dataset.labels", "got [0, 2]", "0..K-1 with 0 the background")),
+    Kind("config_labels_without_background", _invalid(("dataset.labels", {1: "a", 2: "x"})), ("dataset.labels", "[1, 2]", "must include 0 (the background)")),
     Kind(
         "config_label_key_not_a_value", _invalid(("dataset.labels", {0: "bg", "one": "x"})), ("unknown key 'one' in dataset.labels", "keys must match ^[0-9]+$")
     ),
@@ -538,7 +538,11 @@ KINDS = [
         _nnunet({k: v for k, v in INFO.items() if k != "file_ending"}),
         ("dataset.json {tmp}/dataset.json", "lacks ['file_ending']", "expected 'channel_names', 'labels' and 'file_ending'"),
     ),  # fmt: skip
-    Kind("dataset_json_label_gap", _nnunet({**INFO, "labels": {"background": 0, "a": 2}}), ("dataset.json {tmp}/dataset.json", "got [0, 2]", "must be 0..K-1")),
+    Kind(
+        "dataset_json_no_background",
+        _nnunet({**INFO, "labels": {"a": 1, "b": 2}}),
+        ("dataset.json {tmp}/dataset.json", "got [1, 2]", "include 0 (the background)"),
+    ),
     Kind(
         "dataset_json_channels_differ",
         _nnunet(channels=[{"name": "T2"}]),

@@ -32,9 +32,13 @@ def test_wrong_type_and_missing_required_key():
         validate_config({"dataset": {"manifest": "m.tsv"}, "experiments": {"a": {}}})
 
 
-def test_labels_must_be_consecutive_and_folds_must_exist():
-    with pytest.raises(ConfigError, match="0..K-1"):
-        validate_config({**MINIMAL, "dataset": {"manifest": "m", "labels": {0: "bg", 2: "x"}}})
+def test_labels_may_have_gaps_but_need_a_background_and_folds_must_exist():
+    config = validate_config({**MINIMAL, "dataset": {"manifest": "m", "labels": {10: "b", 0: "bg", 2: "a"}}})
+    assert list(config["dataset"]["labels"]) == ["0", "2", "10"]  # by value, not as text
+    with pytest.raises(ConfigError, match=r"label values \[1, 2\] must include 0 \(the background\)"):
+        validate_config({**MINIMAL, "dataset": {"manifest": "m", "labels": {1: "a", 2: "b"}}})
+    with pytest.raises(ConfigError, match=r"within 0..65535"):
+        validate_config({**MINIMAL, "dataset": {"manifest": "m", "labels": {0: "bg", 70000: "b"}}})
     with pytest.raises(ConfigError, match=r"fold\(s\) \[7\] do not exist"):
         validate_config({**MINIMAL, "experiments": {"a": {"training": {"folds": [7]}}}})
 

@@ -13,14 +13,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from pipeline.io.label_values import case_words as _case
+from pipeline.io.label_values import to_label_index
+
+__all__ = ["check_labels", "check_pair", "confusion_matrix", "to_label_index"]
+
 logger = logging.getLogger(__name__)
 
 CHUNK_VOXELS = 1 << 23  # voxels per bincount slab: keeps the int64 temporaries at 64 MiB
-LUT_MAX_VALUE = 1 << 20  # largest label value remapped with a lookup table
-
-
-def _case(case_id: str) -> str:
-    return f"case {case_id!r}" if case_id else "case (no id)"
 
 
 def check_labels(labels: Mapping[int, str]) -> tuple[np.ndarray, list[str]]:
@@ -44,54 +44,6 @@ def check_labels(labels: Mapping[int, str]) -> tuple[np.ndarray, list[str]]:
         raise ValueError(f"class names must be unique, got {duplicates} more than once in {table}.")
     values = np.array(sorted(table), dtype=np.int64)
     return values, [table[int(v)] for v in values]
-
-
-def _as_integer(arr: np.ndarray, role: str, case_id: str) -> np.ndarray:
-    """Return ``arr`` as an integer array; floats must hold whole numbers only."""
-    if arr.dtype == bool:
-        return arr.view(np.uint8)
-    if np.issubdtype(arr.dtype, np.integer):
-        return arr
-    if np.issubdtype(arr.dtype, np.floating):
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
-        if bad.any():
-            example = arr[bad].flat[0].item()
-            raise ValueError(f"{_case(case_id)}: the {role} label map must hold integer label values, found non-integer value {example!r} (dtype {arr.dtype}).")
-        return arr.astype(np.int64)
-    raise ValueError(f"{_case(case_id)}: the {role} label map must be an integer array, got dtype {arr.dtype}.")
-
-
-def to_label_index(arr: np.ndarray, values: np.ndarray, role: str, case_id: str) -> np.ndarray:
-    """Map label values to indices ``0..K-1`` (uint8, or uint16 when K > 255); same shape as ``arr``.
-
-    Raises ValueError naming the value and the case if ``arr`` holds a value not in ``values``.
-    """
-    arr = _as_integer(np.asarray(arr), role, case_id)
-    k = len(values)
-    out_dtype = np.uint8 if k <= 255 else np.uint16
-    lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
-    if lo < 0 or hi > values[-1]:
-        bad = lo if lo < 0 else hi
-        raise ValueError(
-            f"{_case(case_id)}: the {role} label map holds label value {bad}, which is not in "
-            f"the labels {values.tolist()}. Add it to the labels or fix the file."
-        )
-    if k == values[-1] + 1:  # labels are 0..K-1: values already are indices
-        return np.ascontiguousarray(arr, dtype=out_dtype)
-    if values[-1] < LUT_MAX_VALUE:
-        lut = np.full(int(values[-1]) + 1, k, dtype=out_dtype)  # k marks "not a label"
-        lut[values] = np.arange(k, dtype=out_dtype)
-        index = lut[arr]
-    else:  # huge label values: binary search instead of a lookup table
-        pos = np.searchsorted(values, arr).clip(0, k - 1)
-        index = np.where(values[pos] == arr, pos, k).astype(out_dtype)
-    if (index == k).any():  # only when labels have gaps; names the first offending value
-        bad_values = np.unique(arr[index == k])
-        raise ValueError(
-            f"{_case(case_id)}: the {role} label map holds label value(s) {bad_values[:10].tolist()}, "
-            f"not in the labels {values.tolist()}. Add them to the labels or fix the file."
-        )
-    return index
 
 
 def confusion_matrix(ref_index: np.ndarray, pred_index: np.ndarray, k: int) -> np.ndarray:

@@ -26,20 +26,22 @@ import numpy as np
 from pipeline.errors import CaseError
 from pipeline.io.gzip_check import gzip_problem
 from pipeline.io.images import Geometry, check_geometry, read_image
+from pipeline.io.label_values import declared_values, to_label_index
 
 #: Foreground intensities sampled per case and channel for the dataset statistics.
 INTENSITY_SAMPLES = 2000
 
 
 def load_case(
-    case: str, channel_paths: Sequence[str], label_path: str | None, dimensions: int, tolerance: float
+    case: str, channel_paths: Sequence[str], label_path: str | None, dimensions: int, tolerance: float, label_values: Sequence[int] | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, Geometry]:
     """Read and verify a case's channels and label.
 
     Returns:
         image: float32 ``(C, Z, Y, X)`` (or ``(C, Y, X)``), label: integer ``(Z, Y, X)``
-        (the file's integer type, or int64 for a float file) or None, and the geometry
-        shared by all of them.
+        or None, and the geometry shared by all of them. With ``label_values`` (the declared
+        values, sorted) the label holds their indices ``0..K-1`` (uint8/uint16); without,
+        the file's values (its integer type, or int64 for a float file).
 
     Raises:
         CaseError: naming the case, the file, the value found and what was expected; also
@@ -92,8 +94,17 @@ def load_case(
             raw = raw.astype(np.int64)
         elif not np.issubdtype(raw.dtype, np.integer):
             raw = raw.astype(np.int64)
-        label = raw
+        label = raw if label_values is None else _label_index(case, label_path, raw, label_values)
     return image, label, geometry
+
+
+def _label_index(case: str, path: str, raw: np.ndarray, values: Sequence[int]) -> np.ndarray:
+    """``raw`` label values as indices into the declared ``values``; CaseError naming undeclared ones."""
+    try:
+        return to_label_index(raw, np.asarray(values, dtype=np.int64), "label", case)
+    except ValueError:
+        unknown = sorted(set(np.unique(raw).tolist()) - {int(v) for v in values})
+        raise CaseError(case, path, f"label value(s) {unknown[:10]} are not declared; dataset.labels declares {[int(v) for v in values]}") from None
 
 
 def read_checked(path: str | os.PathLike[str], case: str, dtype: type | None = np.float32) -> tuple[np.ndarray, Geometry]:
@@ -257,12 +268,13 @@ def check_case(
 
     Returns:
         A JSON-friendly dict: ``case``, ``geometry`` (ITK order), ``shape`` (numpy order),
-        ``spacing`` (mm, ITK order), ``class_counts`` (voxels per label value),
+        ``spacing`` (mm, ITK order), ``class_counts`` (voxels per declared label, in value order),
         ``labelled`` (a label was given), ``empty_label`` (no foreground: flagged, not
         failed), and per channel a seeded
         sample of intensities inside the foreground (label > 0, else nonzero voxels).
     """
-    image, label, geometry = load_case(case, channel_paths, label_path, dimensions, tolerance)
+    declared = declared_values(labels)
+    image, label, geometry = load_case(case, channel_paths, label_path, dimensions, tolerance, declared)
     result: dict[str, Any] = {
         "case": case,
         "geometry": geometry.to_dict(),
@@ -271,16 +283,8 @@ def check_case(
         "labelled": label is not None,
     }
     if label is not None:
-        negative = label.min() < 0
-        counts = class_voxel_counts(label) if not negative else np.zeros(0, dtype=np.int64)
-        values = set(np.flatnonzero(counts).tolist())
-        if negative:
-            values |= set(np.unique(label[label < 0]).tolist())
-        unknown = sorted(values - set(labels))
-        if unknown:
-            raise CaseError(case, label_path, f"label value(s) {unknown} are not declared; dataset.labels declares {sorted(labels)}")
-        counts = np.pad(counts, (0, max(0, len(labels) - len(counts))))
-        result["class_counts"] = counts[: len(labels)].tolist()
+        counts = np.pad(class_voxel_counts(label), (0, len(declared)))[: len(declared)]
+        result["class_counts"] = counts.tolist()
         result["empty_label"] = bool(counts[1:].sum() == 0)
         foreground = label > 0 if not result["empty_label"] else (image != 0).any(axis=0)
     else:

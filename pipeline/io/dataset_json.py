@@ -112,8 +112,8 @@ def label_map(info: Mapping[str, Any], path: object = "dataset.json") -> dict[st
                 f"dataset.json {path}: label(s) {regions} are regions (lists of values) or not integers; only one integer value per class is supported"
             )
         pairs = {int(v): str(k) for k, v in raw.items()}
-    if sorted(pairs) != list(range(len(pairs))):
-        raise ManifestError(f"dataset.json {path}: label values must be 0..K-1 with 0 the background, got {sorted(pairs)}")
+    if 0 not in pairs or min(pairs) < 0:
+        raise ManifestError(f"dataset.json {path}: label values must be integers >= 0 and include 0 (the background), got {sorted(pairs)}")
     return {str(k): re.sub(r"[^A-Za-z0-9_ -]", "_", pairs[k]).strip() or f"class_{k}" for k in sorted(pairs)}
 
 

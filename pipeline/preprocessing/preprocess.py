@@ -7,7 +7,8 @@ values training saw.
 Output folder ``results/preprocessed/<case>/``:
 - ``image.npy``: float32 ``(C, Z, Y, X)`` (or ``(C, Y, X)``), uncompressed so training can
   memory-map it;
-- ``label.npy``: uint8 ``(Z, Y, X)``, when the case has a label;
+- ``label.npy``: uint8 ``(Z, Y, X)`` (uint16 beyond 255 classes) of label *indices*
+  ``0..K-1`` into the declared values (:mod:`pipeline.io.label_values`), when the case has a label;
 - ``properties.json``: the original geometry, the crop box and the grids, i.e. everything
   :func:`pipeline.preprocessing.inverse.restore_labels` needs to undo the steps, plus up to
   :data:`LOCATIONS_PER_CLASS` voxel coordinates per class for foreground sampling.
@@ -25,6 +26,7 @@ import numpy as np
 from pipeline.atomic import atomic_path, write_json
 from pipeline.io.check import class_voxel_counts, load_case
 from pipeline.io.images import Geometry
+from pipeline.io.label_values import declared_values
 from pipeline.preprocessing.normalisation import normalise
 from pipeline.preprocessing.resample import grid_for_spacing, resample_array, resample_label
 
@@ -72,7 +74,7 @@ def preprocess_case(
     case: str, channel_paths: Sequence[str], label_path: str | None, plan: Mapping[str, Any], out_dir: str | os.PathLike[str], tolerance: float = 1e-3
 ) -> dict[str, Any]:
     """Preprocess a case into ``out_dir`` (see the module docstring); return its properties."""
-    image, label, geometry = load_case(case, channel_paths, label_path, plan["dimensions"], tolerance)
+    image, label, geometry = load_case(case, channel_paths, label_path, plan["dimensions"], tolerance, declared_values(plan["labels"]))
     settings = plan["preprocessing"]
     coarse = settings.get("coarse_axis_interpolation")  # plans written before this key: all axes together
     box = nonzero_box(image) if settings["crop_to_nonzero"] else tuple((0, n) for n in image.shape[1:])
@@ -101,7 +103,9 @@ def preprocess_case(
     out.mkdir(parents=True, exist_ok=True)
     if label is not None:
         label_coarse = settings.get("label_coarse_axis_interpolation", coarse)  # older plans: as the image
-        label = resample_label(label[crop[1:]], cropped, target, settings["label_interpolation"], num_classes, coarse=label_coarse).astype(np.uint8, copy=False)
+        label = resample_label(label[crop[1:]], cropped, target, settings["label_interpolation"], num_classes, coarse=label_coarse).astype(
+            np.uint8 if num_classes <= 255 else np.uint16, copy=False
+        )
         properties["class_locations"] = class_locations(label, num_classes, seed=len(case))
         properties["class_counts"] = np.pad(class_voxel_counts(label), (0, num_classes))[:num_classes].tolist()
         with atomic_path(out / "label.npy", suffix=".npy") as tmp:

@@ -81,8 +81,9 @@ def test_bad_dataset_json_labels_fail_as_in_the_workflow(tmp_path, make_label_ma
 
     with pytest.raises(PipelineError, match=r"\['whole'\] are regions"):
         labels_from_dataset_json(_json(tmp_path, "regions.json", REGIONS))
-    with pytest.raises(PipelineError, match=r"values must be 0..K-1"):
-        labels_from_dataset_json(_json(tmp_path, "gaps.json", {"labels": {"background": 0, "liver": 2}}))
+    assert labels_from_dataset_json(_json(tmp_path, "gaps.json", {"labels": {"background": 0, "liver": 2}})) == {0: "background", 2: "liver"}
+    with pytest.raises(PipelineError, match=r"include 0 \(the background\)"):
+        labels_from_dataset_json(_json(tmp_path, "nobg.json", {"labels": {"liver": 2}}))
     with pytest.raises(PipelineError, match="lacks"):
         labels_from_dataset_json(_json(tmp_path, "none.json", {"name": "x"}))
     with pytest.raises(PipelineError, match="does not exist"):

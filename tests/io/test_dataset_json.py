@@ -76,7 +76,7 @@ def test_given_channels_and_labels_must_agree(tmp_path):
         (json.dumps({"channel_names": {"0": "CT"}, "labels": {"background": 0}}), r"lacks \['file_ending'\]"),
         (json.dumps({"modality": {"0": "CT"}, "labels": {"0": "bg", "1": "a"}, "training": []}), "original MSD layout"),
         (json.dumps({**INFO, "labels": {"background": 0, "whole": [1, 2]}}), "regions"),
-        (json.dumps({**INFO, "labels": {"background": 0, "a": 2}}), "label values must be 0..K-1"),
+        (json.dumps({**INFO, "labels": {"a": 1, "b": 2}}), "include 0 \\(the background\\)"),
     ],
 )
 def test_bad_dataset_json_names_the_file(tmp_path, text, message):

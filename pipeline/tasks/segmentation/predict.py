@@ -21,6 +21,7 @@ from pipeline.errors import ConfigError
 from pipeline.inference.ensemble import Ensemble, decide_mirror
 from pipeline.inference.sliding_window import sliding_window, stitch_dtype
 from pipeline.io.images import Geometry, image_case_id, write_image
+from pipeline.io.label_values import declared_values, to_label_values
 from pipeline.models import build_network
 from pipeline.preprocessing.case_folder import PreprocessedCase
 from pipeline.preprocessing.inverse import restore_probabilities
@@ -39,6 +40,7 @@ def predict_case(
     batch_size: int = 2,
     device: torch.device | None = None,
     amp: torch.dtype | None = None,
+    label_values: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Predict a preprocessed case and write labels on its original grid and header.
 
@@ -46,8 +48,10 @@ def predict_case(
         settings: the experiment's ``inference`` section (overlap, mirror resolved to a bool,
             mirror_axes, save_probabilities).
         num_classes: output channels of the models (sets the stitching dtype).
+        label_values: the declared label values, sorted (the file gets them in place of
+            the class indices); None writes the indices ``0..K-1``.
     Returns:
-        The written label map (numpy order, uint8).
+        The written label map (numpy order; uint8, or wider for label values above 255).
     """
     if not isinstance(settings["mirror"], bool):
         raise ConfigError(
@@ -58,6 +62,8 @@ def predict_case(
     prob = sliding_window(models, case.image, patch, settings["overlap"], settings["mirror"], batch_size, device, amp, settings.get("mirror_axes"), out_dtype)
     case.close()  # unmap the input before the probabilities go back to the original grid
     labels = restore_probabilities((prob[k].float().numpy() for k in range(prob.shape[0])), case.properties)
+    if label_values is not None:
+        labels = to_label_values(labels, label_values)
     write_image(labels, Geometry.from_dict(case.properties["original_geometry"]), output)
     if settings.get("save_probabilities"):
         write_probabilities(prob, case.properties, probabilities_path(output))
@@ -98,4 +104,15 @@ class Predictor:
     def __call__(self, case_dir: str | os.PathLike[str], output: str | os.PathLike[str]) -> np.ndarray:
         """Predict one preprocessed case folder into ``output``."""
         plan = self.plan
-        return predict_case(self.models, case_dir, output, plan["patch_size"], self.settings, len(plan["labels"]), plan["batch_size"], self.device, self.amp)
+        return predict_case(
+            self.models,
+            case_dir,
+            output,
+            plan["patch_size"],
+            self.settings,
+            len(plan["labels"]),
+            plan["batch_size"],
+            self.device,
+            self.amp,
+            declared_values(plan["labels"]),
+        )
