@@ -28,6 +28,8 @@ import pipeline.demo  # noqa: F401  (registers the demo datasets with pipeline.i
 from pipeline.config_checks import check_settings
 from pipeline.config_messages import describe
 from pipeline.errors import ConfigError
+from pipeline.io.label_values import ignore_value
+from pipeline.io.regions import region_problems
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "workflow" / "schemas"
 MAIN_SCHEMA = "config.schema.yaml"
@@ -216,6 +218,19 @@ def _check_consistency(config: dict) -> None:
     if keys[0] != 0 or keys[-1] > MAX_LABEL_VALUE:
         raise ConfigError(
             f"dataset.labels: label values {keys} must include 0 (the background) and stay within 0..{MAX_LABEL_VALUE}; values may have gaps (e.g. 0, 2, 5)"
+        )
+    regions = config["dataset"].get("regions")
+    if regions:
+        problems = region_problems(regions, labels) + (
+            ["dataset.regions cannot be combined with an 'ignore' label yet"] if ignore_value(labels) is not None else []
+        )
+        if problems:
+            raise ConfigError("; ".join(problems))
+    ignore = ignore_value(labels)
+    if ignore is not None and (ignore != keys[-1] or len(keys) < 3):
+        raise ConfigError(
+            f"dataset.labels: the class 'ignore' (unannotated voxels) has value {ignore}; expected the highest value "
+            f"of {keys} and at least the background and one class besides it"
         )
     folds = config["plan"]["folds"]
     for name, experiment in config["experiments"].items():

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import ConfigError, SettingError
+from pipeline.io.label_values import trained_classes
 
 
 def check_settings(config: Mapping[str, Any], models: bool = True) -> None:
@@ -93,7 +94,9 @@ def _model_settings(config: Mapping[str, Any]) -> Iterator[str]:
     for name, experiment in config["experiments"].items():
         model = dict(experiment["model"])
         try:
-            check_model(model.pop("name"), dims, model, in_channels=len(config["dataset"]["channels"]), num_classes=len(config["dataset"]["labels"]))
+            check_model(
+                model.pop("name"), dims, model, in_channels=len(config["dataset"]["channels"]), num_classes=trained_classes(config["dataset"]["labels"])
+            )
         except SettingError as err:
             yield f"experiments.{name}.model ({experiment['model']['name']}, {dims}D): {err}"
 
@@ -106,13 +109,15 @@ def _segmentation(config: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str,
 
 
 def _class_weights(config: Mapping[str, Any]) -> Iterator[str]:
-    labels = {str(k): v for k, v in config["dataset"]["labels"].items()}
+    names = list(config["dataset"]["labels"].values())[: trained_classes(config["dataset"]["labels"])]  # the ignore label has none
     for name, experiment in _segmentation(config):
         weights = experiment.get("class_weights")
-        if isinstance(weights, list) and len(weights) != len(labels):
+        if isinstance(weights, list) and config["dataset"].get("regions"):
+            yield f"experiments.{name}.class_weights: {weights} do not apply to region training (dataset.regions); set auto or none"
+        elif isinstance(weights, list) and len(weights) != len(names):
             yield (
-                f"experiments.{name}.class_weights: {weights} has {len(weights)} value(s), dataset.labels declares {len(labels)} classes "
-                f"({list(labels.values())}): give one weight per class, background first, or auto/none"
+                f"experiments.{name}.class_weights: {weights} has {len(weights)} value(s), dataset.labels declares {len(names)} classes "
+                f"({names}): give one weight per class, background first, or auto/none"
             )
 
 

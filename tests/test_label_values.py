@@ -12,22 +12,27 @@ import pytest
 import SimpleITK as sitk
 import yaml
 
-from pipeline.errors import CaseError
+from pipeline.errors import CaseError, ConfigError
 from pipeline.io.check import check_case
 from pipeline.io.label_values import declared_values, to_label_index, to_label_values
 from tests.test_case_outcomes import snakemake
 
 VALUES = {0: "background", 2: "shell", 7: "core"}
+#: With the ignore label (nnU-Net's convention): the slab it covers is unannotated.
+WITH_IGNORE = {**VALUES, 9: "ignore"}
 
 
-def write_case(folder: Path, case: str, seed: int, values: tuple[int, int] = (2, 7)) -> None:
-    """A bright shell (value 2 in the label) around a brighter core (value 7); 16^3 voxels, 1 mm."""
+def write_case(folder: Path, case: str, seed: int, values: tuple[int, int] = (2, 7), unannotated: int | None = None) -> None:
+    """A bright shell (value 2 in the label) around a brighter core (value 7); 16^3 voxels, 1 mm;
+    the label's first four slices get the value ``unannotated`` when given."""
     rng = np.random.default_rng(seed)
     label = np.zeros((16, 16, 16), np.uint8)
     lo = rng.integers(2, 5, size=3)
     label[lo[0] : lo[0] + 10, lo[1] : lo[1] + 10, lo[2] : lo[2] + 10] = values[0]
     label[lo[0] + 3 : lo[0] + 7, lo[1] + 3 : lo[1] + 7, lo[2] + 3 : lo[2] + 7] = values[1]
     image = (np.select([label == values[0], label == values[1]], [2.0, 4.0], 0.0) + rng.normal(scale=0.3, size=label.shape)).astype(np.float32)
+    if unannotated is not None:
+        label[:4] = unannotated
     sitk.WriteImage(sitk.GetImageFromArray(image), str(folder / f"{case}_img.nii.gz"))
     sitk.WriteImage(sitk.GetImageFromArray(label), str(folder / f"{case}_seg.nii.gz"))
 
@@ -52,14 +57,38 @@ def test_the_check_counts_by_class_and_names_undeclared_values(tmp_path: Path) -
     assert info.value.case == "c2" and "c2_seg.nii.gz" in str(info.value)
 
 
+def test_unannotated_voxels_are_not_scored() -> None:
+    """A prediction that differs from the reference only where the reference is 'ignore' scores 1."""
+    from pipeline.evaluation import Conventions, evaluate_case
+
+    reference = np.zeros((8, 8, 8), np.uint8)
+    reference[2:6, 2:6, 2:6] = 2
+    reference[:, :, 6:] = 9
+    prediction = np.where(reference == 9, 7, reference)  # anything at all where nothing is annotated
+    table = evaluate_case(reference, prediction, (1.0, 1.0, 1.0), WITH_IGNORE, Conventions(), case_id="c1")
+    assert table["class"].tolist() == ["shell", "core"]
+    assert table.set_index("class").loc["shell", "dice"] == 1.0 and table.set_index("class").loc["core", "n_ref"] == 0
+    assert table.set_index("class").loc["core", "n_pred"] == 0
+
+
+@pytest.mark.parametrize("labels", [{0: "bg", 9: "ignore", 10: "a"}, {0: "bg", 9: "ignore"}])
+def test_the_ignore_label_must_be_the_highest_value(labels) -> None:
+    from pipeline.config import validate_config
+
+    config = {"dataset": {"manifest": "m", "labels": labels}, "experiments": {"e": {}}}
+    with pytest.raises(ConfigError, match="the class 'ignore' .* has value 9; expected the highest value"):
+        validate_config(config)
+
+
 def test_a_run_writes_and_scores_the_declared_values(tmp_path: Path) -> None:
+    """Values 0/2/7 with gaps and an ignore label 9 on the first slices of every label."""
     rows = ["case\tt1\tlabel\tsplit"]
     for i, split in enumerate(["train"] * 4 + ["test"] * 2):
-        write_case(tmp_path, f"c{i}", i)
+        write_case(tmp_path, f"c{i}", i, unannotated=9)
         rows.append(f"c{i}\tc{i}_img.nii.gz\tc{i}_seg.nii.gz\t{split}")
     (tmp_path / "cases.tsv").write_text("\n".join(rows) + "\n")
     config = {
-        "dataset": {"name": "gaps", "manifest": "cases.tsv", "channels": [{"name": "t1", "modality": "mri"}], "labels": VALUES},
+        "dataset": {"name": "gaps", "manifest": "cases.tsv", "channels": [{"name": "t1", "modality": "mri"}], "labels": WITH_IGNORE},
         "plan": {"folds": 2, "patch_size": [16, 16, 16], "batch_size": 2},
         "experiments": {
             "tiny": {
@@ -74,7 +103,7 @@ def test_a_run_writes_and_scores_the_declared_values(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     for case in ("c4", "c5"):
         predicted = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"results/predictions/tiny/{case}.nii.gz")))
-        assert set(np.unique(predicted).tolist()) <= {0, 2, 7}
+        assert set(np.unique(predicted).tolist()) <= {0, 2, 7}  # never 'ignore'
         assert 7 in predicted  # the core is found and written with its declared value
     per_case = pd.read_csv(tmp_path / "results/evaluation/tiny/per_case.tsv", sep="\t", dtype={"case": str})
     assert sorted(per_case["label"].unique().tolist()) == [2, 7]

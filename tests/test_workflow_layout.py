@@ -355,3 +355,15 @@ def test_real_dag_with_the_speed_up(tmp_path, b_group):
         # speed-up too: 2 of 6 runs seen) either names the cycle or stops at its own assertion.
         assert result.returncode != 0, output[-3000:]
         assert "Group g depends on itself" in output or "no such job is ready for execution" in output, output[-3000:]
+
+
+def test_an_ignore_label_or_regions_retrain_and_regions_keep_the_preprocessing():
+    before = all_params(mixed())
+    config = mixed()
+    config["dataset"]["labels"]["3"] = "csf"
+    with_class = all_params(config)
+    config["dataset"]["labels"]["3"] = "ignore"  # same values, one output fewer
+    assert {"data", "plan", "train"} <= changed(with_class, all_params(config))
+    config = mixed()
+    config["dataset"]["regions"] = [{"name": "brain", "labels": [1, 2]}, {"name": "white", "labels": [2]}]
+    assert {"plan", "train", "evaluate"} <= changed(before, all_params(config)) and "data" not in changed(before, all_params(config))

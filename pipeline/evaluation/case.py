@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.io.label_values import ignore_value
+
 from .conventions import Conventions
 from .labelmaps import check_labels, check_pair, confusion_matrix, to_label_index
 from .overlap import overlap_metrics
@@ -62,7 +64,8 @@ def evaluate_case(
         prediction: label map of the same shape and axis order.
         spacing: voxel size in mm per array axis, in the same axis order as the arrays.
         labels: ``{label value: class name}``; 0 is background (added if missing) and is not
-            reported. A value in either array that is not a key raises ValueError.
+            reported. A class named ``ignore`` marks unannotated voxels: they are left out
+            (background in both maps) and the class is not reported. A value in either array that is not a key raises ValueError.
         conventions: empty-mask, percentile, tolerance and boundary conventions.
         case_id: case name, used in the ``case`` column and in error messages.
 
@@ -76,6 +79,11 @@ def evaluate_case(
     ref = np.asarray(reference)
     pred = np.asarray(prediction)
     sp = check_pair(ref, pred, spacing, case_id)
+    ignore = ignore_value(labels)
+    if ignore is not None:  # unannotated voxels count as background in both, and the class is not reported
+        unannotated = ref == ignore
+        ref, pred = np.where(unannotated, 0, ref), np.where(unannotated | (pred == ignore), 0, pred)
+        labels = {k: v for k, v in labels.items() if int(k) != ignore}
     values, names = check_labels(labels)
     k = len(values)
     tolerances = [conventions.tolerance_for(int(values[c]), names[c]) for c in range(k)]  # fail early

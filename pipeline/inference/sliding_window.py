@@ -49,7 +49,7 @@ def sliding_window(
     amp: torch.dtype | None = None,
     mirror_axes: Sequence[int] | None = None,
     out_dtype: torch.dtype = torch.float32,
-    activation: Literal["softmax", "none"] = "softmax",
+    activation: Literal["softmax", "sigmoid", "none"] = "softmax",
 ) -> torch.Tensor:
     """Mean over ``models`` (and mirrorings) of the activated outputs of Gaussian-blended windows.
 
@@ -73,13 +73,13 @@ def sliding_window(
         amp: autocast dtype (bf16/fp16) or None for fp32.
         out_dtype: dtype of the stitched probabilities on the CPU; float16 halves the
             memory of large volumes (relative rounding near 1e-3).
-        activation: ``softmax`` over the output channels (class probabilities), or
-            ``none`` (heatmaps, images: the raw outputs are averaged).
+        activation: ``softmax`` over the output channels (class probabilities),
+            ``sigmoid`` per channel (region probabilities), or ``none`` (heatmaps, images: the raw outputs are averaged).
     Returns:
         CPU tensor ``(K, *spatial)`` in ``out_dtype``: class probabilities, or the blended outputs.
     """
-    if activation not in ("softmax", "none"):
-        raise ValueError(f"activation must be 'softmax' or 'none', got {activation!r}")
+    if activation not in ("softmax", "sigmoid", "none"):
+        raise ValueError(f"activation must be 'softmax', 'sigmoid' or 'none', got {activation!r}")
     if not models:
         raise ValueError("sliding_window needs at least one model")
     device = device or torch.device("cpu")
@@ -109,7 +109,7 @@ def sliding_window(
             for axes in flips:
                 with autocast(device, amp):
                     logits = first_output(model(torch.flip(batch, axes) if axes else batch)).float()
-                p = torch.softmax(logits, dim=1) if activation == "softmax" else logits
+                p = torch.softmax(logits, dim=1) if activation == "softmax" else torch.sigmoid(logits) if activation == "sigmoid" else logits
                 p = torch.flip(p, axes) if axes else p
                 prob = p if prob is None else prob.add_(p)
         assert prob is not None

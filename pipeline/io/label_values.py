@@ -1,5 +1,9 @@
 """Label values as files hold them, and label indices as networks see them.
 
+With a class named ``ignore`` (the highest value), its voxels are unannotated: they keep
+the last index, which no network predicts (:func:`trained_classes`), and loss, validation
+and metrics leave them out.
+
 A dataset declares its label values (``dataset.labels``, e.g. TotalSegmentator's 0..117 with
 gaps, or ``{0: background, 2: liver, 5: tumour}``); inside the pipeline a label map holds
 the *index* of its value in the sorted list (``0..K-1``, uint8, or uint16 when K > 255):
@@ -16,6 +20,21 @@ from typing import Any
 import numpy as np
 
 LUT_MAX_VALUE = 1 << 20  # largest label value remapped with a lookup table
+#: The class name that marks voxels without annotation (nnU-Net's convention): left out of
+#: the loss, validation and metrics, never predicted; it must be the highest label value.
+IGNORE_NAME = "ignore"
+
+
+def ignore_value(labels: Mapping[Any, Any]) -> int | None:
+    """The label value named :data:`IGNORE_NAME` in a ``{value: name}`` mapping, or None."""
+    found = [int(k) for k, name in labels.items() if str(name).strip().lower() == IGNORE_NAME]
+    return found[0] if found else None
+
+
+def trained_classes(labels: Mapping[Any, Any]) -> int:
+    """Classes a network predicts: the declared ones, background included, less the ignore label
+    (whose index is then this number, the last)."""
+    return len(labels) - (ignore_value(labels) is not None)
 
 
 def declared_values(labels: Mapping[Any, Any]) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,19 @@ def restore_probabilities(probabilities: Iterable[np.ndarray], properties: Mappi
     resampled = Geometry.from_dict(properties["resampled_geometry"])
     cropped = Geometry.from_dict(properties["cropped_geometry"])
     return _paste(argmax_resampled(probabilities, resampled, cropped), properties)
+
+
+def restore_regions(probabilities: Iterable[np.ndarray], properties: Mapping[str, Any], values: Sequence[int]) -> np.ndarray:
+    """Per-region sigmoid probabilities on the preprocessed grid, outer region first -> label
+    values on the original grid (numpy order): each region is resampled linearly onto the
+    cropped grid, thresholded at 0.5 and painted with its value (``values``), inner regions
+    over outer ones; 0 elsewhere. Memory: two float32 maps of the cropped size."""
+    resampled = Geometry.from_dict(properties["resampled_geometry"])
+    cropped = Geometry.from_dict(properties["cropped_geometry"])
+    out = np.zeros(cropped.shape_numpy, dtype=np.uint8 if max(values) <= 0xFF else np.uint16)
+    for probability, value in zip(probabilities, values):
+        out[resample_array(probability, resampled, cropped, "linear") > 0.5] = value
+    return _paste(out, properties)
 
 
 def _paste(cropped_labels: np.ndarray, properties: Mapping[str, Any]) -> np.ndarray:

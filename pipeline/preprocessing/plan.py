@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import SettingError
+from pipeline.io.label_values import trained_classes
 from pipeline.preprocessing.network_plan import plan_network
 from pipeline.preprocessing.normalisation import channel_normalisation
 
@@ -172,11 +173,11 @@ def make_plan(fingerprint: Mapping[str, Any], config: Mapping[str, Any]) -> dict
     # Shape after resampling: numpy order, so spacing is reversed.
     resampled = shapes * spacings[:, ::-1] / np.asarray(spacing[::-1])
     median_shape = np.median(resampled, axis=0)
-    network = _network(settings, spacing, resampled, median_shape, len(config["dataset"]["labels"]))
+    network = _network(settings, spacing, resampled, median_shape, trained_classes(config["dataset"]["labels"]))
     patch, batch = network["patch_size"], network["batch_size"]
     derived = settings.get("gpu_memory_gb") is not None and not settings["patch_size"]
     check_patch(patch, batch, resampled, spacing, network["size_divisor"] if derived else None)
-    totals = list(fingerprint["class_totals"].values())
+    totals = list(fingerprint["class_totals"].values())[: trained_classes(config["dataset"]["labels"])]  # not the ignore label
     normalisation = {
         channel["name"]: channel_normalisation(channel["modality"], fingerprint["intensity"][channel["name"]], settings.get("mri_normalisation", "foreground"))
         for channel in config["dataset"]["channels"]
@@ -185,6 +186,7 @@ def make_plan(fingerprint: Mapping[str, Any], config: Mapping[str, Any]) -> dict
         "dimensions": config["dataset"]["dimensions"],
         "channels": [c["name"] for c in config["dataset"]["channels"]],
         "labels": {str(k): v for k, v in config["dataset"]["labels"].items()},
+        "regions": [dict(r) for r in config["dataset"].get("regions") or []] or None,
         "target_spacing": [float(s) for s in spacing],
         "median_shape_resampled": median_shape.round(1).tolist(),
         "patch_size": [int(p) for p in patch],

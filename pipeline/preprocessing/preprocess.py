@@ -26,7 +26,7 @@ import numpy as np
 from pipeline.atomic import atomic_path, write_json
 from pipeline.io.check import class_voxel_counts, load_case
 from pipeline.io.images import Geometry
-from pipeline.io.label_values import declared_values
+from pipeline.io.label_values import declared_values, trained_classes
 from pipeline.preprocessing.normalisation import normalise
 from pipeline.preprocessing.resample import grid_for_spacing, resample_array, resample_label
 
@@ -106,7 +106,7 @@ def preprocess_case(
         label = resample_label(label[crop[1:]], cropped, target, settings["label_interpolation"], num_classes, coarse=label_coarse).astype(
             np.uint8 if num_classes <= 255 else np.uint16, copy=False
         )
-        properties["class_locations"] = class_locations(label, num_classes, seed=len(case))
+        properties["class_locations"] = class_locations(label, trained_classes(plan["labels"]), seed=len(case))  # never the ignore label
         properties["class_counts"] = np.pad(class_voxel_counts(label), (0, num_classes))[:num_classes].tolist()
         with atomic_path(out / "label.npy", suffix=".npy") as tmp:
             np.save(tmp, label)

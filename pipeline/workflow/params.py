@@ -15,13 +15,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.io.label_values import ignore_value
 from pipeline.tasks.base import Task
 
 Config = Mapping[str, Any]
 
 #: Keys of ``dataset`` that no data stage reads: the display name and the landmark table
 #: and names (read by the landmark task: :data:`TASK_DATASET_KEYS`).
-_NOT_DATA = ("name", "labels", "landmarks", "landmark_names")
+_NOT_DATA = ("name", "labels", "landmarks", "landmark_names", "regions")
 #: Keys of ``dataset`` that a task's training and evaluation read, by its ``settings_key``
 #: (the table itself is an input file of those rules).
 TASK_DATASET_KEYS: dict[str, tuple[str, ...]] = {"landmarks": ("landmark_names",)}
@@ -39,7 +40,7 @@ def label_values(config: Config) -> list[int]:
 
 def _data(config: Config) -> dict[str, Any]:
     dataset = config["dataset"]
-    return {**{k: v for k, v in dataset.items() if k not in _NOT_DATA}, "label_values": label_values(config)}
+    return {**{k: v for k, v in dataset.items() if k not in _NOT_DATA}, "label_values": label_values(config), "ignore_label": ignore_value(dataset["labels"])}
 
 
 def _task_dataset(config: Config, task: Task) -> dict[str, Any]:
@@ -60,7 +61,8 @@ def data(config: Config) -> str:
 
 def plan(config: Config) -> str:
     """The plan: the data settings plus the ``plan`` and ``preprocessing`` sections."""
-    return canonical({"dataset": _data(config), "plan": config["plan"], "preprocessing": config["preprocessing"]})
+    dataset = {**_data(config), "regions": config["dataset"].get("regions")}  # the plan records the regions
+    return canonical({"dataset": dataset, "plan": config["plan"], "preprocessing": config["preprocessing"]})
 
 
 def training(config: Config, experiment: str, task: Task) -> str:
@@ -77,6 +79,8 @@ def training(config: Config, experiment: str, task: Task) -> str:
             "init_from": settings["init_from"],
             "init_part": settings["init_part"],
             "label_values": label_values(config),
+            "ignore_label": ignore_value(config["dataset"]["labels"]),  # a class renamed 'ignore' changes the outputs
+            "regions": config["dataset"].get("regions"),
             "dataset": _task_dataset(config, task),
         }
     )
@@ -93,7 +97,14 @@ def prediction(config: Config, experiment: str, task: Task) -> str:
 def evaluation(config: Config, task: Task) -> str:
     """Evaluation of a case and the experiment's tables: the ``evaluation`` section and the
     class names."""
-    return canonical({"evaluation": config["evaluation"], "labels": config["dataset"]["labels"], "dataset": _task_dataset(config, task)})
+    return canonical(
+        {
+            "evaluation": config["evaluation"],
+            "labels": config["dataset"]["labels"],
+            "regions": config["dataset"].get("regions"),
+            "dataset": _task_dataset(config, task),
+        }
+    )
 
 
 def report(config: Config, task: Task) -> str:

@@ -186,3 +186,26 @@ def test_schema_matches_the_code() -> None:
             applies_to = spec["description"].split(")")[0].strip("(").split(", ")
             users = [n for n, table in LOSS_SETTINGS.items() if key in table]
             assert set(applies_to) == set(users) or (applies_to == ["all"] and len(users) == len(LOSS_NAMES)), key
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+@pytest.mark.parametrize("batch_dice", [False, True])
+def test_the_ignore_label_counts_in_no_term(name, batch_dice) -> None:
+    """Voxels of the ignore index change neither the loss nor any gradient, whatever the
+    network outputs there; with nothing ignored the loss is the plain one."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 6, 6, 6, requires_grad=True)
+    target = torch.randint(0, 3, (2, 1, 6, 6, 6))
+    settings = {"batch_dice": batch_dice} if "dice" in name else {}
+    plain, masked = build_loss(name, [0.5, 1.0, 2.0], **settings), build_loss(name, [0.5, 1.0, 2.0], ignore_index=3, **settings)
+    assert torch.allclose(masked(logits, target), plain(logits, target), atol=1e-5)
+    ignored = target.clone()
+    ignored[:, :, :3] = 3  # half the volume unannotated
+    loss = masked(logits, ignored)
+    assert torch.isfinite(loss)
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert grad[:, :, :3].abs().max() == 0 and grad[:, :, 3:].abs().max() > 0
+    other = logits.detach().clone()
+    other[:, :, :3] = torch.randn_like(other[:, :, :3]) * 10
+    assert torch.allclose(masked(other, ignored), loss, atol=1e-5)
+    assert torch.isfinite(masked(logits, torch.full_like(target, 3)))  # nothing annotated in the batch

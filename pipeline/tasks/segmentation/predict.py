@@ -22,9 +22,10 @@ from pipeline.inference.ensemble import Ensemble, decide_mirror
 from pipeline.inference.sliding_window import sliding_window, stitch_dtype
 from pipeline.io.images import Geometry, image_case_id, write_image
 from pipeline.io.label_values import declared_values, to_label_values
+from pipeline.io.regions import output_channels, paint_values
 from pipeline.models import build_network
 from pipeline.preprocessing.case_folder import PreprocessedCase
-from pipeline.preprocessing.inverse import restore_probabilities
+from pipeline.preprocessing.inverse import restore_probabilities, restore_regions
 from pipeline.preprocessing.resample import resample_array
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def predict_case(
     device: torch.device | None = None,
     amp: torch.dtype | None = None,
     label_values: Sequence[int] | None = None,
+    region_values: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Predict a preprocessed case and write labels on its original grid and header.
 
@@ -50,6 +52,8 @@ def predict_case(
         num_classes: output channels of the models (sets the stitching dtype).
         label_values: the declared label values, sorted (the file gets them in place of
             the class indices); None writes the indices ``0..K-1``.
+        region_values: region training (:mod:`pipeline.io.regions`): the models have one
+            sigmoid output per region, and each region (> 0.5) is painted with its value.
     Returns:
         The written label map (numpy order; uint8, or wider for label values above 255).
     """
@@ -59,14 +63,19 @@ def predict_case(
         )
     case = PreprocessedCase(folder)
     out_dtype = stitch_dtype(case.image.shape[1:], num_classes)
-    prob = sliding_window(models, case.image, patch, settings["overlap"], settings["mirror"], batch_size, device, amp, settings.get("mirror_axes"), out_dtype)
+    activation = "softmax" if region_values is None else "sigmoid"
+    window = (settings["overlap"], settings["mirror"], batch_size, device, amp, settings.get("mirror_axes"), out_dtype, activation)
+    prob = sliding_window(models, case.image, patch, *window)
     case.close()  # unmap the input before the probabilities go back to the original grid
-    labels = restore_probabilities((prob[k].float().numpy() for k in range(prob.shape[0])), case.properties)
-    if label_values is not None:
-        labels = to_label_values(labels, label_values)
+    channels = (prob[k].float().numpy() for k in range(prob.shape[0]))
+    if region_values is not None:
+        labels = restore_regions(channels, case.properties, region_values)
+    else:
+        labels = restore_probabilities(channels, case.properties)
+        labels = to_label_values(labels, label_values) if label_values is not None else labels
     write_image(labels, Geometry.from_dict(case.properties["original_geometry"]), output)
     if settings.get("save_probabilities"):
-        write_probabilities(prob, case.properties, probabilities_path(output))
+        write_probabilities(prob, case.properties, probabilities_path(output), background=region_values is None)
     return labels
 
 
@@ -76,17 +85,19 @@ def probabilities_path(output: str | os.PathLike[str]) -> Path:
     return out.with_name(image_case_id(out) + ".npz")
 
 
-def write_probabilities(prob: torch.Tensor, properties: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """Class probabilities ``(K, *spatial)`` on the original grid as compressed float16.
+def write_probabilities(prob: torch.Tensor, properties: Mapping[str, Any], path: str | os.PathLike[str], background: bool = True) -> None:
+    """Class probabilities ``(K, *spatial)`` (or region probabilities, ``background`` False)
+    on the original grid as compressed float16.
 
-    Resampled one class at a time; outside the crop box the background has probability 1.
+    Resampled one channel at a time; outside the crop box the background class has
+    probability 1 (every region 0).
     """
     resampled = Geometry.from_dict(properties["resampled_geometry"])
     cropped = Geometry.from_dict(properties["cropped_geometry"])
     original = Geometry.from_dict(properties["original_geometry"])
     box = tuple(slice(a, b) for a, b in properties["crop_box"])
     out = np.zeros((prob.shape[0], *original.shape_numpy), dtype=np.float16)
-    out[0] = 1.0
+    out[0] = 1.0 if background else 0.0
     for k in range(prob.shape[0]):
         out[k][box] = resample_array(prob[k].float().numpy(), resampled, cropped, "linear").astype(np.float16)
     with atomic_path(path, suffix=".npz") as tmp:
@@ -110,9 +121,10 @@ class Predictor:
             output,
             plan["patch_size"],
             self.settings,
-            len(plan["labels"]),
+            output_channels(plan),
             plan["batch_size"],
             self.device,
             self.amp,
             declared_values(plan["labels"]),
+            paint_values(plan["regions"]) if plan.get("regions") else None,
         )

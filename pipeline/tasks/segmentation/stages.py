@@ -14,6 +14,7 @@ import pandas as pd
 from pipeline.atomic import write_tsv
 from pipeline.io.dataset import case_row, channel_names, label_names
 from pipeline.io.images import image_case_id, read_image
+from pipeline.io.regions import paint_values
 from pipeline.tasks.base import ReportInputs
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ def evaluation_reference(config: Mapping[str, Any], row: pd.Series) -> list[str]
 
 
 def evaluate_case(config: Mapping[str, Any], experiment: str, case: str, prediction: str | os.PathLike[str], output: str | os.PathLike[str]) -> pd.DataFrame:
-    """Per-class metrics of one predicted case against its reference label.
+    """Per-class metrics of one predicted case against its reference label (per region with
+    ``dataset.regions``: each region's voxels in both maps).
 
     Raises:
         CaseError: the prediction is not on the reference's grid (the message names the difference).
@@ -65,7 +67,17 @@ def evaluate_case(config: Mapping[str, Any], experiment: str, case: str, predict
     reference, ref_geo = read_image(label, case, dtype=np.int64)
     predicted, pred_geo = read_image(prediction, case, dtype=np.int64)
     predicted, _ = align_to_grid(predicted, pred_geo, ref_geo, config["dataset"]["geometry_tolerance"], case, prediction, label)
-    table = metrics(reference, predicted, ref_geo.spacing_numpy, label_names(config), conventions(config), case_id=case)
+    regions = config["dataset"].get("regions")
+    if regions:  # per region, each as a binary map; the label column is the value the region is painted with
+        tables = []
+        for region, value in zip(regions, paint_values(regions)):
+            ref_mask, pred_mask = (np.isin(a, region["labels"]).astype(np.uint8) for a in (reference, predicted))
+            tables.append(
+                metrics(ref_mask, pred_mask, ref_geo.spacing_numpy, {0: "background", 1: region["name"]}, conventions(config), case_id=case).assign(label=value)
+            )
+        table = pd.concat(tables, ignore_index=True)
+    else:
+        table = metrics(reference, predicted, ref_geo.spacing_numpy, label_names(config), conventions(config), case_id=case)
     write_tsv(output, table)
     return table
 

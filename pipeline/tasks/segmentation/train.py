@@ -24,6 +24,8 @@ from pipeline.errors import ConfigError
 from pipeline.evaluation.validation import dice_per_class
 from pipeline.inference.ensemble import resolve_mirror
 from pipeline.inference.sliding_window import sliding_window
+from pipeline.io.label_values import ignore_value, trained_classes
+from pipeline.io.regions import membership, output_channels, output_names, region_masks
 from pipeline.losses import build_loss
 from pipeline.models import build_network
 from pipeline.models.registry import resolve_auto
@@ -52,7 +54,7 @@ def architecture(experiment: Mapping[str, Any], plan: Mapping[str, Any]) -> dict
         "model": resolve_auto(experiment["model"], plan),
         "spatial_dims": int(plan["dimensions"]),
         "in_channels": len(plan["channels"]),
-        "num_classes": len(plan["labels"]),
+        "num_classes": output_channels(plan),
     }
 
 
@@ -63,13 +65,18 @@ def resolve_class_weights(experiment: Mapping[str, Any], plan: Mapping[str, Any]
         ConfigError: a list with another length than the number of classes.
     """
     weights = experiment["class_weights"]
-    num_classes = len(plan["labels"])
+    num_classes = trained_classes(plan["labels"])
+    if plan.get("regions"):
+        if isinstance(weights, list):
+            raise ConfigError(f"class_weights {weights} do not apply to region training (dataset.regions); set auto or none")
+        return None
     if weights == "auto":
         return list(plan["class_weights"])
     if weights == "none":
         return None
     if len(weights) != num_classes:
-        raise ConfigError(f"class_weights has {len(weights)} values, expected one per class ({num_classes}: {list(plan['labels'].values())})")
+        names = list(plan["labels"].values())[:num_classes]
+        raise ConfigError(f"class_weights has {len(weights)} values, expected one per class ({num_classes}: {names})")
     return list(weights)
 
 
@@ -96,13 +103,33 @@ def mean_dice(
     device: torch.device,
     amp: torch.dtype | None,
     mirror_axes: Sequence[int] | None = None,
+    member: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Sliding-window Dice ``(cases, K - 1)`` of the foreground classes on preprocessed ``cases``."""
+    """Sliding-window Dice ``(cases, K - 1)`` of the foreground classes on preprocessed ``cases``;
+    voxels labelled ``num_classes`` (the ignore label's index) are left out. With ``member``
+    (``(K, R)`` class-in-region, region training) the models have one sigmoid output per
+    region and the Dice is ``(cases, R)``, per region (> 0.5)."""
     scores = []
     for case in cases:
-        prob = sliding_window(models, np.asarray(case.image), patch, overlap, mirror, batch_size, device, amp, mirror_axes)
-        scores.append(dice_per_class(prob.argmax(0).numpy(), np.asarray(case.label), num_classes))
-    return np.array(scores, dtype=float).reshape(len(cases), num_classes - 1)
+        activation = "softmax" if member is None else "sigmoid"
+        prob = sliding_window(models, np.asarray(case.image), patch, overlap, mirror, batch_size, device, amp, mirror_axes, activation=activation)
+        if member is not None:
+            scores.append(region_dice(prob.numpy() > 0.5, region_masks(np.asarray(case.label), member)))
+            continue
+        predicted, reference = prob.argmax(0).numpy(), np.asarray(case.label)
+        unannotated = reference >= num_classes
+        if unannotated.any():
+            predicted, reference = np.where(unannotated, 0, predicted), np.where(unannotated, 0, reference)
+        scores.append(dice_per_class(predicted, reference, num_classes))
+    return np.array(scores, dtype=float).reshape(len(cases), num_classes - 1 if member is None else member.shape[1])
+
+
+def region_dice(predicted: np.ndarray, reference: np.ndarray) -> list[float]:
+    """Dice per region of two ``(R, *spatial)`` bool stacks; NaN where a region is empty in both."""
+    axes = tuple(range(1, predicted.ndim))
+    overlap = (predicted & reference).sum(axes).astype(np.float64)
+    total = (predicted.sum(axes) + reference.sum(axes)).astype(np.float64)
+    return [float(2 * o / t) if t else math.nan for o, t in zip(overlap, total)]
 
 
 class SegmentationTraining(FoldTraining):
@@ -114,12 +141,17 @@ class SegmentationTraining(FoldTraining):
     def setup(self) -> None:
         experiment, plan, split, preprocessed = self.experiment, self.plan, self.split, self.preprocessed
         self.architecture = architecture(experiment, plan)
-        self.labels = list(plan["labels"].values())
+        self.names = output_names(plan)[0 if plan.get("regions") else 1 :]  # what the validation scores
+        self.member = membership(plan["regions"], plan["labels"]) if plan.get("regions") else None
+        self.classes = trained_classes(plan["labels"])
         self.patch, self.batch_size = plan["patch_size"], plan["batch_size"]
         self.folders = [Path(preprocessed) / c for c in split["train"]]
         self.val_cases = [PreprocessedCase(Path(preprocessed) / c) for c in split["val"]]
         loss_settings = {k: v for k, v in experiment["loss"].items() if k != "name"}
-        self.loss_fn = build_loss(experiment["loss"]["name"], resolve_class_weights(experiment, plan), **loss_settings)
+        ignore = trained_classes(plan["labels"]) if ignore_value(plan["labels"]) is not None else None
+        self.loss_fn = build_loss(
+            experiment["loss"]["name"], resolve_class_weights(experiment, plan), ignore_index=ignore, regions=self.member, **loss_settings
+        )
 
     def build(self) -> torch.nn.Module:
         return build_network(self.architecture)
@@ -135,10 +167,10 @@ class SegmentationTraining(FoldTraining):
 
     def validate(self, net: torch.nn.Module, device: torch.device) -> tuple[dict[str, float], float]:
         amp = amp_dtype(device, self.settings["amp"])
-        dice = mean_dice([net], self.val_cases, self.patch, len(self.labels), 0.25, False, self.batch_size, device, amp)
-        per_class = np.nanmean(dice, axis=0).tolist() if len(dice) else [math.nan] * (len(self.labels) - 1)
+        dice = mean_dice([net], self.val_cases, self.patch, self.classes, 0.25, False, self.batch_size, device, amp, member=self.member)
+        per_class = np.nanmean(dice, axis=0).tolist() if len(dice) else [math.nan] * len(self.names)
         score = float(np.nanmean(per_class)) if not all(math.isnan(d) for d in per_class) else -math.inf
-        return {**{f"val_dice_{c}": d for c, d in zip(self.labels[1:], per_class)}, "val_dice_mean": score}, score
+        return {**{f"val_dice_{c}": d for c, d in zip(self.names, per_class)}, "val_dice_mean": score}, score
 
     def finish(self, best: Path, device: torch.device) -> None:
         """With ``inference.mirror: auto``: score the best checkpoint without and with mirroring
@@ -169,7 +201,10 @@ class SegmentationTraining(FoldTraining):
         scores, tic = [], time.perf_counter()
         for case in self.val_cases[:cases]:  # whole cases in the split's order: a prefix
             scores.append(
-                [mean_dice([net], [case], self.patch, len(self.labels), inference["overlap"], m, self.batch_size, device, amp, axes)[0] for m in (False, True)]
+                [
+                    mean_dice([net], [case], self.patch, self.classes, inference["overlap"], m, self.batch_size, device, amp, axes, self.member)[0]
+                    for m in (False, True)
+                ]
             )
             spent = time.perf_counter() - tic
             log.info(
