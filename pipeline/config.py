@@ -219,14 +219,12 @@ def _check_consistency(config: dict) -> None:
         raise ConfigError(
             f"dataset.labels: label values {keys} must include 0 (the background) and stay within 0..{MAX_LABEL_VALUE}; values may have gaps (e.g. 0, 2, 5)"
         )
+    ignore = ignore_value(labels)
     regions = config["dataset"].get("regions")
     if regions:
-        problems = region_problems(regions, labels) + (
-            ["dataset.regions cannot be combined with an 'ignore' label yet"] if ignore_value(labels) is not None else []
-        )
+        problems = region_problems(regions, labels) + (["dataset.regions cannot be combined with an 'ignore' label yet"] if ignore is not None else [])
         if problems:
             raise ConfigError("; ".join(problems))
-    ignore = ignore_value(labels)
     if ignore is not None and (ignore != keys[-1] or len(keys) < 3):
         raise ConfigError(
             f"dataset.labels: the class 'ignore' (unannotated voxels) has value {ignore}; expected the highest value "
