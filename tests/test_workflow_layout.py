@@ -350,11 +350,18 @@ def test_real_dag_with_the_speed_up(tmp_path, b_group):
     assert "fast group checks: True" in output
     if b_group:  # a, b, c in one group: fine
         assert result.returncode == 0, output[-3000:]
-    else:  # g -> b -> g: Snakemake's own checks run and the DAG is refused. Which components
-        # --group-components merges follows set order, so Snakemake 9 itself (without the
-        # speed-up too: 2 of 6 runs seen) either names the cycle or stops at its own assertion.
-        assert result.returncode != 0, output[-3000:]
-        assert "Group g depends on itself" in output or "no such job is ready for execution" in output, output[-3000:]
+    else:  # g -> b -> g: the speed-up steps aside and Snakemake's own checks decide. Which
+        # components --group-components merges follows set order, so Snakemake 9 itself
+        # (without the speed-up too) either names the cycle, stops at its own assertion, or
+        # merges the a jobs and the c jobs into separate group jobs, which is a valid plan.
+        if result.returncode != 0:
+            assert "Group g depends on itself" in output or "no such job is ready for execution" in output, output[-3000:]
+        else:
+            group_jobs = output.split("Group job g")[1:]
+            assert group_jobs, output[-3000:]
+            for job in group_jobs:
+                job = job.split("rule all:")[0]
+                assert not ("rule a:" in job and "rule c:" in job), output[-3000:]
 
 
 def test_an_ignore_label_or_regions_retrain_and_regions_keep_the_preprocessing():
