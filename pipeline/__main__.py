@@ -75,6 +75,12 @@ STAGES: dict[str, tuple[str, list[tuple[str, dict]]]] = {
             ("--input", {**MANY, "help": "image files and/or folders of images"}),
             ("--output", {"required": True, "help": "folder for the predictions"}),
             ("--folds", {"type": int, "nargs": "+", "help": "folds to ensemble (default: all in the folder)"}),
+            (
+                "--fingerprint",
+                {
+                    "help": "training fingerprint for the input checks in <output>/qc.tsv (default: <model>/fingerprint.json, else results/plans/fingerprint.json)"
+                },
+            ),
         ],
     ),
     "evaluate": (
@@ -157,7 +163,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from pipeline.tasks.segmentation.new_images import predict_folder
 
-    predict_folder(args.model, args.input, args.output, args.folds)
+    predict_folder(args.model, args.input, args.output, args.folds, fingerprint=args.fingerprint)
     return 0
 
 

@@ -23,6 +23,7 @@ LAYERS = [
     ("runtime", ["pipeline.runtime"]),
     ("training and inference", ["pipeline.training", "pipeline.inference"]),
     ("evaluation", ["pipeline.evaluation"]),
+    ("qc", ["pipeline.qc"]),
     ("reporting", ["pipeline.reporting"]),
     ("tasks", ["pipeline.tasks"]),
     (
